@@ -1,0 +1,162 @@
+//! Command-line parsing (clap derive) and dispatch: one module per
+//! subcommand, each turning its arguments into a library call and printing
+//! the result (data on stdout, logs on stderr).
+
+mod backup;
+mod fetch;
+mod keygen;
+mod list;
+mod restore;
+mod show;
+
+use std::{io::IsTerminal, path::PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use sluice::{
+    Cancel,
+    config::{Config, Overrides, SetPlan},
+};
+use tracing_subscriber::EnvFilter;
+
+/// sluice streams database and file backups through zstd and age into object
+/// storage, and restores them so that nothing half-applies.
+///
+/// Every stored object is a plain age file holding a plain zstd stream:
+/// `age -d -i key.txt FILE | zstd -d` opens it without sluice.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, max_term_width = 100)]
+pub struct Cli {
+    /// Config file [default: ./sluice.toml, then /etc/sluice/sluice.toml]
+    #[arg(long, global = true, env = "SLUICE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Store URL, replacing the configured one: file:///absolute/path
+    #[arg(long, global = true, env = "SLUICE_STORE", value_name = "URL")]
+    store: Option<String>,
+
+    /// Only print errors
+    #[arg(short, long, global = true)]
+    quiet: bool,
+
+    /// Print more (-v: debug, including dump tools' stderr)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines
+    Text,
+    /// One JSON object per line, for journald and log shippers
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Backup(backup::Args),
+    Restore(restore::Args),
+    Fetch(fetch::Args),
+    List(list::Args),
+    Show(show::Args),
+    Keygen(keygen::Args),
+}
+
+/// Identity files, for the commands that decrypt.
+#[derive(Debug, clap::Args)]
+struct IdentityArgs {
+    /// Identity file that opens the backup (from `sluice keygen` or age-keygen; repeatable)
+    #[arg(
+        short = 'i',
+        long = "identity",
+        env = "SLUICE_IDENTITY_FILE",
+        value_name = "FILE"
+    )]
+    identities: Vec<PathBuf>,
+}
+
+/// Sets up logging on stderr: info by default, `-q` errors only, `-v` debug;
+/// `SLUICE_LOG` (an env-filter directive) overrides.
+pub fn init_logging(cli: &Cli) {
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("sluice={level},warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match cli.log_format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<()> {
+    let (config, _) = Config::discover(cli.config.as_deref()).map_err(sluice::Error::from)?;
+    let context = Context {
+        config,
+        store: cli.store,
+    };
+    match cli.command {
+        Command::Backup(args) => backup::run(&context, args, cancel).await,
+        Command::Restore(args) => restore::run(&context, args, cancel).await,
+        Command::Fetch(args) => fetch::run(&context, args, cancel).await,
+        Command::List(args) => list::run(&context, args).await,
+        Command::Show(args) => show::run(&context, args).await,
+        Command::Keygen(args) => keygen::run(args),
+    }
+}
+
+/// The config and the global flags, for subcommands.
+struct Context {
+    config: Config,
+    store: Option<String>,
+}
+
+impl Context {
+    /// The set `name` with the global flags applied.
+    fn set(&self, name: &str, mut overrides: Overrides) -> Result<SetPlan, sluice::Error> {
+        overrides.store = self.store.clone();
+        Ok(self.config.set(name, &overrides)?)
+    }
+}
+
+/// Fires `cancel` on SIGINT, SIGTERM or SIGHUP, so the run cleans up (kills
+/// restore processes, aborts uploads, removes staging) and exits; a second
+/// signal exits at once.
+pub async fn stop_on_signals(cancel: Cancel) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::warn!("could not install signal handlers; Ctrl-C will not clean up");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
+        if cancel.is_fired() {
+            eprintln!("error: stopped at once by a second signal; temporary files may remain");
+            std::process::exit(130);
+        }
+        tracing::warn!("stopping: cleaning up first (signal again to exit at once)");
+        cancel.fire();
+    }
+}

@@ -1,0 +1,138 @@
+//! `sluice list [SET]`.
+
+use std::{collections::BTreeMap, io::Write};
+
+use serde::Serialize;
+use sluice::{
+    catalog::{self, Manifest},
+    config::{Overrides, human_bytes},
+    store,
+};
+
+use super::Context;
+
+/// List the committed backups of a set, or of every set, oldest first.
+///
+/// Without SET, lists the sets in the default store (--store or [store])
+/// and every configured set. Reads only; takes no lock.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The set to list [default: all]
+    set: Option<String>,
+
+    /// Print JSON (one object per backup) instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+/// One line of `list --json`.
+#[derive(Serialize)]
+struct Entry<'a> {
+    set: &'a str,
+    id: &'a str,
+    kind: String,
+    note: Option<&'a str>,
+    started_at: String,
+    finished_at: String,
+    stored_size: u64,
+    sources: Vec<&'a str>,
+}
+
+pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
+    // Set name → store URL.
+    let mut sets: BTreeMap<String, String> = BTreeMap::new();
+    match &args.set {
+        Some(name) => {
+            let plan = context.set(name, Overrides::default())?;
+            sets.insert(name.clone(), plan.store.url);
+        }
+        None => {
+            let default_url = context
+                .store
+                .clone()
+                .or_else(|| context.config.store.as_ref().map(|s| s.url.clone()));
+            if let Some(url) = &default_url {
+                let store = store::open(url).map_err(sluice::Error::from)?;
+                for name in catalog::set_names(store.as_ref())
+                    .await
+                    .map_err(sluice::Error::from)?
+                {
+                    sets.insert(name, url.clone());
+                }
+            }
+            for name in context.config.set_names() {
+                let plan = context.set(name, Overrides::default())?;
+                sets.insert(name.to_owned(), plan.store.url);
+            }
+            if sets.is_empty() && default_url.is_none() {
+                return Err(sluice::Error::from(sluice::config::ConfigError::NoStore(
+                    "(any)".into(),
+                ))
+                .into());
+            }
+        }
+    }
+    let mut manifests: Vec<Manifest> = Vec::new();
+    for (name, url) in &sets {
+        let store = store::open(url).map_err(sluice::Error::from)?;
+        manifests.extend(
+            catalog::list(store, name)
+                .await
+                .map_err(sluice::Error::from)?,
+        );
+    }
+    if args.set.is_some() && manifests.is_empty() && !args.json {
+        tracing::info!(
+            "set `{}` has no backups yet",
+            args.set.as_deref().unwrap_or_default()
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let entries: Vec<Entry<'_>> = manifests.iter().map(entry).collect();
+        serde_json::to_writer_pretty(&mut out, &entries)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if manifests.is_empty() {
+        return Ok(());
+    }
+    let width = manifests
+        .iter()
+        .map(|m| m.set.len())
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    writeln!(
+        out,
+        "{:width$}  {:21}  {:11}  {:>9}  {:20}  NOTE",
+        "SET", "ID", "KIND", "STORED", "SOURCES"
+    )?;
+    for m in &manifests {
+        let sources: Vec<&str> = m.objects.iter().map(|o| o.source.as_str()).collect();
+        writeln!(
+            out,
+            "{:width$}  {:21}  {:11}  {:>9}  {:20}  {}",
+            m.set,
+            m.id,
+            m.kind.to_string(),
+            human_bytes(m.stored_size()),
+            sources.join(","),
+            m.note.as_deref().unwrap_or("")
+        )?;
+    }
+    Ok(())
+}
+
+fn entry(m: &Manifest) -> Entry<'_> {
+    Entry {
+        set: &m.set,
+        id: m.id.as_str(),
+        kind: m.kind.to_string(),
+        note: m.note.as_deref(),
+        started_at: m.started_at.to_string(),
+        finished_at: m.finished_at.to_string(),
+        stored_size: m.stored_size(),
+        sources: m.objects.iter().map(|o| o.source.as_str()).collect(),
+    }
+}

@@ -1,0 +1,597 @@
+//! The TOML configuration: a store, keys and compression at the top as
+//! defaults, and sets, each with its sources and optional overrides.
+//!
+//! Looked up in `--config`, `SLUICE_CONFIG`, `./sluice.toml`, then
+//! `/etc/sluice/sluice.toml`; without one, flags alone describe a set.
+//! Strings may use `${VAR}` (an environment variable; `$$` is a literal `$`),
+//! so secrets stay in the environment; an unset variable is an error.
+//! Unknown keys are errors, so a typo never silently changes a backup.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    path::{Path, PathBuf},
+    str::FromStr,
+};
+
+use serde::{Deserialize, Deserializer, de::Error as _};
+
+use crate::{catalog::validate_set_name, source::Source};
+
+/// Where the config is looked for when neither `--config` nor
+/// `SLUICE_CONFIG` names one.
+pub const DEFAULT_PATHS: [&str; 2] = ["sluice.toml", "/etc/sluice/sluice.toml"];
+
+/// The default part size: 16 MiB, which caps an object at about 156 GiB on
+/// S3's 10,000 parts when the source gives no size hint.
+pub const DEFAULT_PART_SIZE: u64 = 16 * 1024 * 1024;
+
+/// A configuration problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("could not read config file `{}`: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema.
+    #[error("config file `{}` is invalid: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, with line and column.
+        message: String,
+    },
+    /// A value is valid TOML but wrong.
+    #[error("config: {0}")]
+    Invalid(String),
+    /// No store is configured for a set.
+    #[error(
+        "no store for set `{0}`: set `url` under [store] in the config (e.g. \"file:///var/backups/sluice\"), or pass --store URL"
+    )]
+    NoStore(String),
+    /// A backup was asked for a set without sources.
+    #[error("set `{set}` has no sources: {hint}")]
+    NoSources {
+        /// The set.
+        set: String,
+        /// What to do.
+        hint: String,
+    },
+    /// A flag is wrong.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// The default store.
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
+    /// The default keys.
+    #[serde(default)]
+    pub keys: Option<KeysConfig>,
+    /// The default compression.
+    #[serde(default)]
+    pub compression: Option<Compression>,
+    /// The sets, by name.
+    #[serde(default)]
+    pub sets: BTreeMap<String, SetConfig>,
+}
+
+/// `[store]`: where backups go.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `file:///absolute/path` (or `s3://bucket/prefix` once supported).
+    #[serde(deserialize_with = "env_string")]
+    pub url: String,
+    /// Size of each stored part (`"16MiB"`); parts are checked one by one on restore.
+    #[serde(default = "default_part_size")]
+    pub part_size: ByteSize,
+    /// Parts uploaded or downloaded at once.
+    #[serde(default = "default_parallel_parts")]
+    pub parallel_parts: usize,
+}
+
+fn default_part_size() -> ByteSize {
+    ByteSize(DEFAULT_PART_SIZE)
+}
+
+fn default_parallel_parts() -> usize {
+    4
+}
+
+impl StoreConfig {
+    /// A store at `url` with default settings.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            part_size: default_part_size(),
+            parallel_parts: default_parallel_parts(),
+        }
+    }
+}
+
+/// `[keys]`: who can open what.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Public keys that open full copies.
+    #[serde(default, deserialize_with = "env_strings")]
+    pub recipients: Vec<String>,
+}
+
+/// `[compression]`: zstd settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Compression {
+    /// zstd level, 1 (fastest) to 19; default 3.
+    #[serde(default = "default_level")]
+    pub level: i32,
+    /// Worker threads; 0 (the default) means one per available core.
+    #[serde(default)]
+    pub threads: u32,
+}
+
+fn default_level() -> i32 {
+    3
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Self {
+            level: default_level(),
+            threads: 0,
+        }
+    }
+}
+
+/// `[sets.NAME]`: what one backup run covers.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SetConfig {
+    /// Overrides the top-level `[store]` as a whole.
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
+    /// Overrides the top-level `[keys]` as a whole.
+    #[serde(default)]
+    pub keys: Option<KeysConfig>,
+    /// Overrides the top-level `[compression]`.
+    #[serde(default)]
+    pub compression: Option<Compression>,
+    /// The sources, backed up and restored in this order.
+    #[serde(default)]
+    pub sources: Vec<Source>,
+}
+
+/// Command-line flags that stand in for (or override) the config.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--store URL`.
+    pub store: Option<String>,
+    /// `--recipient KEY`, repeatable; replaces the configured list.
+    pub recipients: Vec<String>,
+    /// `--source NAME=KIND:ARG`, repeatable; replaces the configured sources.
+    pub sources: Vec<Source>,
+}
+
+/// Everything a command needs about one set, config and flags merged.
+#[derive(Clone, Debug)]
+pub struct SetPlan {
+    /// The set's name.
+    pub name: String,
+    /// Its store.
+    pub store: StoreConfig,
+    /// Its keys.
+    pub keys: KeysConfig,
+    /// Its compression.
+    pub compression: Compression,
+    /// Its sources (empty for a set known only from the store).
+    pub sources: Vec<Source>,
+    /// Whether the config file defines the set.
+    pub configured: bool,
+}
+
+impl Config {
+    /// Finds and reads the config: `explicit` (from `--config` or
+    /// `SLUICE_CONFIG`) must exist; otherwise the default paths are tried,
+    /// and none existing means an empty config.
+    pub fn discover(explicit: Option<&Path>) -> Result<(Self, Option<PathBuf>), ConfigError> {
+        if let Some(path) = explicit {
+            return Ok((Self::load(path)?, Some(path.to_owned())));
+        }
+        for candidate in DEFAULT_PATHS {
+            let path = Path::new(candidate);
+            if path.exists() {
+                return Ok((Self::load(path)?, Some(path.to_owned())));
+            }
+        }
+        Ok((Self::default(), None))
+    }
+
+    /// Reads one config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses config text; `path` names it in errors.
+    pub fn parse(path: impl AsRef<Path>, text: &str) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (name, set) in &self.sets {
+            validate_set_name(name).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            let mut seen = std::collections::BTreeSet::new();
+            for source in &set.sources {
+                crate::source::validate_source_name(source.name())
+                    .map_err(|e| ConfigError::Invalid(format!("set `{name}`: {e}")))?;
+                if !seen.insert(source.name()) {
+                    return Err(ConfigError::Invalid(format!(
+                        "set `{name}` has two sources named `{}`",
+                        source.name()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges the config and the flags for one set. A set the config does
+    /// not define is allowed: it may exist in the store, or the flags may
+    /// describe it.
+    pub fn set(&self, name: &str, overrides: &Overrides) -> Result<SetPlan, ConfigError> {
+        validate_set_name(name).map_err(|e| ConfigError::Usage(e.to_string()))?;
+        let configured = self.sets.get(name);
+        let set = configured.cloned().unwrap_or_default();
+        let mut store = set
+            .store
+            .or_else(|| self.store.clone())
+            .map(Ok)
+            .or_else(|| {
+                overrides
+                    .store
+                    .as_ref()
+                    .map(|url| Ok(StoreConfig::new(url)))
+            })
+            .unwrap_or_else(|| Err(ConfigError::NoStore(name.to_owned())))?;
+        if let Some(url) = &overrides.store {
+            store.url = url.clone();
+        }
+        let mut keys = set.keys.or_else(|| self.keys.clone()).unwrap_or_default();
+        if !overrides.recipients.is_empty() {
+            keys.recipients = overrides.recipients.clone();
+        }
+        let sources = if overrides.sources.is_empty() {
+            set.sources
+        } else {
+            overrides.sources.clone()
+        };
+        Ok(SetPlan {
+            name: name.to_owned(),
+            store,
+            keys,
+            compression: set.compression.or(self.compression).unwrap_or_default(),
+            sources,
+            configured: configured.is_some(),
+        })
+    }
+
+    /// Names of the configured sets.
+    pub fn set_names(&self) -> impl Iterator<Item = &str> {
+        self.sets.keys().map(String::as_str)
+    }
+}
+
+impl SetPlan {
+    /// The sources, or an error saying how to add some.
+    pub fn require_sources(&self, known_sets: &[&str]) -> Result<&[Source], ConfigError> {
+        if !self.sources.is_empty() {
+            return Ok(&self.sources);
+        }
+        let hint = if self.configured {
+            format!(
+                "add [[sets.{}.sources]] to the config, or pass --source NAME=KIND:ARG",
+                self.name
+            )
+        } else if known_sets.is_empty() {
+            "pass --source NAME=KIND:ARG (e.g. --source media=files:/srv/media), or describe the set in a config file".to_owned()
+        } else {
+            format!(
+                "it is not in the config (which has: {}); pass --source NAME=KIND:ARG to back up something ad hoc",
+                known_sets.join(", ")
+            )
+        };
+        Err(ConfigError::NoSources {
+            set: self.name.clone(),
+            hint,
+        })
+    }
+}
+
+/// A size in bytes, written as `"16MiB"`, `"512KiB"`, `"1GiB"`, `"5MB"` or a
+/// plain number of bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (number, unit) = s.split_at(split);
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("`{s}` is not a size; write e.g. \"16MiB\""))?;
+        let factor: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "KB" | "kB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            other => {
+                return Err(format!(
+                    "unknown size unit `{other}` in `{s}`; use KiB, MiB or GiB"
+                ));
+            }
+        };
+        number
+            .checked_mul(factor)
+            .map(ByteSize)
+            .ok_or_else(|| format!("`{s}` is too large"))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&human_bytes(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(t) => interpolate(&t, env_lookup)
+                .and_then(|t| t.parse())
+                .map_err(D::Error::custom),
+        }
+    }
+}
+
+/// `1536` → `1.5 KiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Replaces `${NAME}` with `lookup(NAME)` and `$$` with `$`.
+pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(after) = after.strip_prefix('$') {
+            out.push('$');
+            rest = after;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("unclosed `${{` in `{text}`"))?;
+            let name = &body[..end];
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "`${{{name}}}` is not a valid environment variable reference"
+                ));
+            }
+            let value = lookup(name).ok_or_else(|| {
+                format!("environment variable `{name}` is not set (the config uses ${{{name}}}); set it, or write $$ for a literal $")
+            })?;
+            out.push_str(&value);
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Deserializes a string with `${VAR}` interpolation.
+pub(crate) fn env_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let raw = String::deserialize(d)?;
+    interpolate(&raw, env_lookup).map_err(D::Error::custom)
+}
+
+/// Deserializes a path with `${VAR}` interpolation.
+pub(crate) fn env_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+    env_string(d).map(PathBuf::from)
+}
+
+/// Deserializes a list of strings with `${VAR}` interpolation.
+pub(crate) fn env_strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|s| interpolate(s, env_lookup))
+        .collect::<Result<_, _>>()
+        .map_err(D::Error::custom)
+}
+
+/// Deserializes an optional list of strings with `${VAR}` interpolation.
+pub(crate) fn env_opt_strings<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    env_strings(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+        [store]
+        url = "file:///var/backups/sluice"
+        part-size = "8MiB"
+
+        [keys]
+        recipients = ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
+
+        [sets.prod]
+        compression = { level = 5 }
+
+        [[sets.prod.sources]]
+        name = "media"
+        kind = "files"
+        path = "/srv/media"
+        exclude = ["cache/**"]
+
+        [[sets.prod.sources]]
+        name = "mongo"
+        kind = "command"
+        backup = ["mongodump", "--archive"]
+        restore = ["mongorestore", "--archive", "--drop"]
+        extension = "archive"
+    "#;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let config = Config::parse("t.toml", EXAMPLE).unwrap();
+        let set = config.set("prod", &Overrides::default()).unwrap();
+        assert_eq!(set.store.part_size, ByteSize(8 << 20));
+        assert_eq!(set.store.parallel_parts, 4);
+        assert_eq!(set.compression.level, 5);
+        assert_eq!(set.sources.len(), 2);
+        assert_eq!(set.sources[1].object_name(), "mongo.archive.zst.age");
+        assert!(set.configured);
+    }
+
+    #[test]
+    fn flags_override_the_config() {
+        let config = Config::parse("t.toml", EXAMPLE).unwrap();
+        let overrides = Overrides {
+            store: Some("file:///elsewhere".into()),
+            recipients: vec!["age1other".into()],
+            sources: vec![Source::from_flag("docs=files:/srv/docs").unwrap()],
+        };
+        let set = config.set("prod", &overrides).unwrap();
+        assert_eq!(set.store.url, "file:///elsewhere");
+        assert_eq!(set.store.part_size, ByteSize(8 << 20));
+        assert_eq!(set.keys.recipients, ["age1other"]);
+        assert_eq!(set.sources[0].name(), "docs");
+    }
+
+    #[test]
+    fn a_set_without_a_store_says_how_to_give_one() {
+        let err = Config::default()
+            .set("x", &Overrides::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("--store URL"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line_number() {
+        let err = Config::parse("t.toml", "[store]\nurl = \"file:///x\"\npart_size = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `part_size`"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        let err = Config::parse(
+            "t.toml",
+            "[[sets.a.sources]]\nname = \"x\"\nkind = \"files\"\npath = \"/x\"\nexclud = []\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown field `exclud`"), "{err}");
+        let err = Config::parse(
+            "t.toml",
+            "[[sets.a.sources]]\nname = \"x\"\nkind = \"ftp\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ftp"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_source_names_are_refused() {
+        let text = "[[sets.a.sources]]\nname = \"x\"\nkind = \"files\"\npath = \"/x\"\n\
+                    [[sets.a.sources]]\nname = \"x\"\nkind = \"files\"\npath = \"/y\"\n";
+        let err = Config::parse("t.toml", text).unwrap_err().to_string();
+        assert!(err.contains("two sources named `x`"), "{err}");
+    }
+
+    #[test]
+    fn interpolation_replaces_variables_and_refuses_unset_ones() {
+        let lookup = |name: &str| (name == "HOST").then(|| "db1".to_owned());
+        assert_eq!(
+            interpolate("pg://${HOST}/app", lookup).unwrap(),
+            "pg://db1/app"
+        );
+        assert_eq!(
+            interpolate("cost $$5 and $x", lookup).unwrap(),
+            "cost $5 and $x"
+        );
+        let err = interpolate("${MISSING}", lookup).unwrap_err();
+        assert!(err.contains("`MISSING` is not set"), "{err}");
+        assert!(interpolate("${HOST", lookup).is_err());
+        assert!(interpolate("${A-B}", lookup).is_err());
+    }
+
+    #[test]
+    fn an_unset_variable_in_the_file_names_its_line() {
+        let text = "[store]\nurl = \"${SLUICE_TEST_SURELY_UNSET_VAR}\"\n";
+        let err = Config::parse("t.toml", text).unwrap_err().to_string();
+        assert!(err.contains("SLUICE_TEST_SURELY_UNSET_VAR"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!("16MiB".parse::<ByteSize>().unwrap(), ByteSize(16 << 20));
+        assert_eq!("5 MB".parse::<ByteSize>().unwrap(), ByteSize(5_000_000));
+        assert_eq!("4096".parse::<ByteSize>().unwrap(), ByteSize(4096));
+        assert!("16 mebibytes".parse::<ByteSize>().is_err());
+        assert!("MiB".parse::<ByteSize>().is_err());
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(12), "12 B");
+    }
+}

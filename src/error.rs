@@ -1,0 +1,49 @@
+//! The public error type: one enum over each module's errors, with the exit
+//! code the command line returns for it.
+
+use crate::{
+    catalog::CatalogError, config::ConfigError, keys::KeyError, pipeline::PipelineError,
+    restore::RestoreError, store::StoreError,
+};
+
+/// Anything that can make a sluice command fail.
+///
+/// Each variant's message says what failed, on which object, set or file, and
+/// what to do next; print it with `{:#}` (anyhow) to include the causes.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration file or the command-line flags are wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A recipient or identity could not be read or used.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The store could not be reached, read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A backup or manifest could not be found or read.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// Streaming an object in or out failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// A restore target refused or failed the restore.
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+    /// The run was stopped by a signal (Ctrl-C, SIGTERM) and cleaned up.
+    #[error("interrupted: the run was stopped before it finished and nothing was committed")]
+    Interrupted,
+}
+
+impl Error {
+    /// The process exit code for this error: 2 for usage and configuration
+    /// errors, 1 for everything else (see DESIGN.md, "Output").
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) => 2,
+            Error::Keys(e) if e.is_usage() => 2,
+            Error::Catalog(e) if e.is_usage() => 2,
+            _ => 1,
+        }
+    }
+}

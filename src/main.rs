@@ -1,0 +1,62 @@
+//! The `sluice` command: parse, run, and turn the outcome into an exit code.
+//! Errors are printed as "error: {:#}" on stderr; a closed stdout (as in
+//! `sluice list | head`) is not an error.
+
+mod cli;
+
+use std::{io, process::ExitCode};
+
+use clap::Parser;
+use sluice::Cancel;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    cli::init_logging(&args);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cancel = Cancel::new();
+    let result = runtime.block_on(async {
+        tokio::spawn(cli::stop_on_signals(cancel.clone()));
+        cli::run(args, &cancel).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", describe(&e));
+            let code = e
+                .downcast_ref::<sluice::Error>()
+                .map_or(1, sluice::Error::exit_code);
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// The error and its causes, like `{:#}`, but without repeating a cause
+/// that a message already quotes (sluice's messages name their cause).
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,455 @@
+//! Restore: stream a stored object back through the checks and codecs into a
+//! target, which sees the end of its input only when everything verified.
+//!
+//! - a directory (`files` sources): staged inside the target, swapped in
+//!   after the stream verified;
+//! - a command (`command` sources with `restore = [...]`): its stdin is
+//!   closed only after the stream verified, and its process group is killed
+//!   on any error;
+//! - a file (`fetch -o`): written under a temporary name, renamed into place
+//!   after the stream verified;
+//! - stdout: bytes flow as they are decoded; the exit status says whether the
+//!   stream was complete.
+
+mod command;
+mod files;
+
+use std::{
+    cell::RefCell,
+    fs::{self, OpenOptions},
+    io::{self, Read, Write},
+    os::unix::fs::OpenOptionsExt,
+    path::{Path, PathBuf},
+    rc::Rc,
+    sync::Arc,
+};
+
+use tokio::task::spawn_blocking;
+
+use crate::{
+    Cancel, Error,
+    catalog::{Manifest, ObjectRecord},
+    child::ChildError,
+    config::SetPlan,
+    keys::Identities,
+    pipeline::{PipelineError, is_secondary, open_decoder, pipeline_error, start_download},
+    source::Source,
+    store::Store,
+};
+
+/// Where a restored object goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A directory whose contents the backup replaces.
+    Directory(PathBuf),
+    /// A command whose stdin receives the plaintext.
+    Command(Vec<String>),
+    /// A new file holding the plaintext.
+    File(PathBuf),
+    /// This process's stdout.
+    Stdout,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Directory(p) | Target::File(p) => write!(f, "{}", p.display()),
+            Target::Command(argv) => write!(f, "`{}`", shell_words::join(argv)),
+            Target::Stdout => f.write_str("stdout"),
+        }
+    }
+}
+
+/// One object of a backup and where it goes.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// The object.
+    pub object: ObjectRecord,
+    /// Its target.
+    pub target: Target,
+}
+
+impl Step {
+    /// Whether restoring would replace something that exists, so the user
+    /// must confirm (`--yes`, or typing the target's name at a terminal).
+    pub fn is_destructive(&self) -> bool {
+        match &self.target {
+            Target::Directory(p) => fs::read_dir(p).is_ok_and(|mut d| d.next().is_some()),
+            Target::Command(_) => true,
+            Target::File(_) | Target::Stdout => false,
+        }
+    }
+}
+
+/// A restore could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The target exists and the user has not confirmed replacing it.
+    #[error(
+        "restoring into {target} replaces what is there now. Pass --yes to confirm, or restore elsewhere with --into"
+    )]
+    NeedsConfirmation {
+        /// The target.
+        target: String,
+    },
+    /// `fetch -o` would overwrite a file.
+    #[error("`{}` already exists, and sluice does not overwrite it; remove it or choose another file", path.display())]
+    FileExists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The archive holds an entry that could escape the target.
+    #[error("the archive holds an unsafe entry `{path}`: {reason}. Nothing was restored")]
+    UnsafeEntry {
+        /// The entry's path as stored.
+        path: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// The archive is malformed.
+    #[error("the archive cannot be read: {source}. Nothing was restored")]
+    Archive {
+        /// The cause.
+        source: io::Error,
+    },
+    /// One entry could not be written.
+    #[error("could not extract `{path}`: {source}. Nothing was restored")]
+    Extract {
+        /// The entry.
+        path: String,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A filesystem operation on the target failed.
+    #[error("could not {op} `{}`: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The restore command failed (after receiving a verified stream).
+    #[error("the restore command failed: {0}")]
+    Command(#[from] ChildError),
+    /// The stream failed a check or could not be decoded.
+    #[error(transparent)]
+    Pipeline(PipelineError),
+    /// The stream broke off (the download's own error says why).
+    #[error("the backup stream broke off before its end")]
+    Upstream,
+    /// `--source` names a source the backup does not have.
+    #[error("backup `{backup}` has no source `{name}`; it has: {available}")]
+    UnknownSource {
+        /// `SET@ID`.
+        backup: String,
+        /// The name asked for.
+        name: String,
+        /// The names it has.
+        available: String,
+    },
+    /// No target is known for an object.
+    #[error("no restore target for source `{name}`: {hint}")]
+    NoTarget {
+        /// The source.
+        name: String,
+        /// What to pass.
+        hint: String,
+    },
+}
+
+/// Decides where each object of `manifest` goes: every object (in the set's
+/// configured source order, then the manifest's), or the one `--source`
+/// names; `into` overrides the target of a single `files` object.
+pub fn plan(
+    manifest: &Manifest,
+    set: &SetPlan,
+    only: Option<&str>,
+    into: Option<&Path>,
+) -> Result<Vec<Step>, RestoreError> {
+    let backup = format!("{}@{}", manifest.set, manifest.id);
+    let mut objects: Vec<&ObjectRecord> =
+        manifest.objects.iter().filter(|o| !o.anonymized).collect();
+    if let Some(name) = only {
+        objects.retain(|o| o.source == name);
+        if objects.is_empty() {
+            return Err(RestoreError::UnknownSource {
+                backup,
+                name: name.to_owned(),
+                available: manifest
+                    .objects
+                    .iter()
+                    .map(|o| o.source.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    let position = |o: &&ObjectRecord| {
+        set.sources
+            .iter()
+            .position(|s| s.name() == o.source)
+            .unwrap_or(usize::MAX)
+    };
+    objects.sort_by_key(position);
+    if into.is_some() && objects.len() > 1 {
+        return Err(RestoreError::NoTarget {
+            name: objects
+                .iter()
+                .map(|o| o.source.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            hint: "--into names one target; pick the source with --source NAME".to_owned(),
+        });
+    }
+    let steps = objects
+        .into_iter()
+        .map(|object| {
+            let configured = set.sources.iter().find(|s| s.name() == object.source);
+            let target = target_for(object, configured, into)?;
+            Ok(Step {
+                object: object.clone(),
+                target,
+            })
+        })
+        .collect::<Result<Vec<_>, RestoreError>>()?;
+    if steps.iter().filter(|s| s.target == Target::Stdout).count() > 1 {
+        return Err(RestoreError::NoTarget {
+            name: steps
+                .iter()
+                .map(|s| s.object.source.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            hint: "several sources would go to stdout; pick one with --source NAME".to_owned(),
+        });
+    }
+    Ok(steps)
+}
+
+fn target_for(
+    object: &ObjectRecord,
+    configured: Option<&Source>,
+    into: Option<&Path>,
+) -> Result<Target, RestoreError> {
+    let no_target = |hint: &str| RestoreError::NoTarget {
+        name: object.source.clone(),
+        hint: hint.to_owned(),
+    };
+    match (object.source_kind.as_str(), into, configured) {
+        ("files", Some(dir), _) => Ok(Target::Directory(dir.to_owned())),
+        ("files", None, Some(Source::Files(s))) => Ok(Target::Directory(s.path.clone())),
+        ("files", None, _) => Err(no_target("pass --into DIR")),
+        ("command", Some(_), _) => Err(no_target(
+            "a command source restores through its configured `restore` command or to stdout; to write its plaintext to a file use `sluice fetch -o FILE`",
+        )),
+        ("command", None, Some(Source::Command(s))) => {
+            Ok(s.restore.clone().map_or(Target::Stdout, Target::Command))
+        }
+        ("command", None, _) => Ok(Target::Stdout),
+        (kind, ..) => Err(no_target(&format!(
+            "its kind `{kind}` is not one this version of sluice restores; use `sluice fetch` for its plaintext"
+        ))),
+    }
+}
+
+/// Settings of a restore.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Parts downloaded at once.
+    pub parallel_parts: usize,
+}
+
+/// Restores one object into its target. Nothing reaches a directory or file
+/// target, and a command never sees the end of its input, unless every part,
+/// age's final chunk, zstd's checksum and the plaintext size verified.
+pub async fn run_step(
+    store: Arc<dyn Store>,
+    manifest: &Manifest,
+    step: &Step,
+    identities: Arc<Identities>,
+    settings: &Settings,
+    cancel: &Cancel,
+) -> Result<(), Error> {
+    if let Target::File(path) = &step.target
+        && path.exists()
+    {
+        return Err(RestoreError::FileExists { path: path.clone() }.into());
+    }
+    if let Target::Directory(dir) = &step.target {
+        files::preflight(dir, true)?;
+    }
+    let key = manifest.object_key(&step.object);
+    let (reader, mut download) =
+        start_download(store, key, step.object.clone(), settings.parallel_parts);
+    let (object, target, id, worker_cancel) = (
+        step.object.clone(),
+        step.target.clone(),
+        manifest.id.to_string(),
+        cancel.clone(),
+    );
+    let mut work = spawn_blocking(move || -> Result<Pending, RestoreError> {
+        let decoded = open_decoder(reader, &identities, &object).map_err(stream_error)?;
+        receive(decoded, &target, &id, &worker_cancel)
+    });
+
+    let joined = tokio::select! {
+        joined = async { tokio::join!(&mut download, &mut work) } => Some(joined),
+        () = cancel.fired() => None,
+    };
+    let Some((downloaded, worked)) = joined else {
+        download.abort();
+        if let Ok(Ok(pending)) = work.await {
+            pending.discard();
+        }
+        return Err(Error::Interrupted);
+    };
+    let downloaded = downloaded.expect("download task panicked");
+    let worked = worked.expect("restore worker panicked");
+    match (downloaded, worked) {
+        _ if cancel.is_fired() => Err(Error::Interrupted),
+        (Ok(()), Ok(pending)) => {
+            let id = manifest.id.to_string();
+            spawn_blocking(move || pending.commit(&id))
+                .await
+                .expect("commit panicked")?;
+            Ok(())
+        }
+        (Err(e), worked) => {
+            if let Ok(pending) = worked {
+                pending.discard();
+            }
+            Err(e.into())
+        }
+        (Ok(()), Err(e)) => Err(e.into()),
+    }
+}
+
+/// What a target holds after receiving a verified stream, before the final
+/// step that makes it visible.
+enum Pending {
+    Staged(files::Staged),
+    Fed(command::Fed),
+    File { partial: PathBuf, path: PathBuf },
+    Done,
+}
+
+impl Pending {
+    fn commit(self, id: &str) -> Result<(), RestoreError> {
+        match self {
+            Pending::Staged(staged) => staged.commit(id),
+            Pending::Fed(fed) => fed.commit(),
+            Pending::File { partial, path } => {
+                fs::rename(&partial, &path).map_err(|source| RestoreError::Io {
+                    op: "rename into place",
+                    path,
+                    source,
+                })
+            }
+            Pending::Done => Ok(()),
+        }
+    }
+
+    fn discard(self) {
+        match self {
+            Pending::Staged(staged) => staged.discard(),
+            Pending::Fed(fed) => fed.discard(),
+            Pending::File { partial, .. } => {
+                let _ = fs::remove_file(partial);
+            }
+            Pending::Done => {}
+        }
+    }
+}
+
+/// Feeds the decoded stream to the target; on failure, whatever was created
+/// is gone (and any command killed) before this returns.
+fn receive(
+    decoded: crate::pipeline::Decoded,
+    target: &Target,
+    id: &str,
+    cancel: &Cancel,
+) -> Result<Pending, RestoreError> {
+    let failure = Rc::new(RefCell::new(None));
+    let mut reader = Tracked {
+        inner: decoded,
+        failure: Rc::clone(&failure),
+    };
+    let result = match target {
+        Target::Directory(dir) => files::stage(&mut reader, dir, id).map(Pending::Staged),
+        Target::Command(argv) => command::feed(&mut reader, argv, cancel).map(Pending::Fed),
+        Target::File(path) => write_file(&mut reader, path, id),
+        Target::Stdout => {
+            let mut out = io::stdout().lock();
+            io::copy(&mut reader, &mut out)
+                .and_then(|_| out.flush())
+                .map(|()| Pending::Done)
+                .map_err(|source| RestoreError::Io {
+                    op: "write to",
+                    path: "stdout".into(),
+                    source,
+                })
+        }
+    };
+    // When the stream itself failed, that is the cause, whatever the target
+    // made of it.
+    result.map_err(|e| failure.borrow_mut().take().map_or(e, stream_error))
+}
+
+fn write_file(reader: &mut dyn Read, path: &Path, id: &str) -> Result<Pending, RestoreError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partial = path.with_file_name(format!(".{name}.sluice-partial-{id}"));
+    let io_err = |op, p: &Path| {
+        let p = p.to_owned();
+        move |source| RestoreError::Io {
+            op,
+            path: p,
+            source,
+        }
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)
+        .map_err(io_err("create", &partial))?;
+    let written = io::copy(reader, &mut file).and_then(|_| file.sync_all());
+    match written {
+        Ok(()) => Ok(Pending::File {
+            partial,
+            path: path.to_owned(),
+        }),
+        Err(e) => {
+            let _ = fs::remove_file(&partial);
+            Err(io_err("write", &partial)(e))
+        }
+    }
+}
+
+/// Remembers the first error of the stream it wraps, so it can be reported
+/// as the cause even after a target (tar, a copy loop) re-wrapped it.
+struct Tracked<R> {
+    inner: R,
+    failure: Rc<RefCell<Option<io::Error>>>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            let kind = e.kind();
+            self.failure.borrow_mut().get_or_insert(e);
+            io::Error::new(kind, "the backup stream failed")
+        })
+    }
+}
+
+fn stream_error(e: io::Error) -> RestoreError {
+    match pipeline_error(e) {
+        Ok(pipeline) => RestoreError::Pipeline(pipeline),
+        Err(e) if is_secondary(&e) => RestoreError::Upstream,
+        Err(e) => RestoreError::Archive { source: e },
+    }
+}

@@ -1,0 +1,166 @@
+//! What a backup reads: each source writes its dump to a writer on a blocking
+//! thread. `command` runs any argv and takes its stdout; `files` builds a tar
+//! of a directory in process.
+
+pub mod command;
+pub mod files;
+
+use std::io::{self, Write};
+
+use serde::Deserialize;
+
+use crate::{Cancel, child::ChildError};
+
+pub use command::CommandSource;
+pub use files::FilesSource;
+
+/// One source of a set, as configured (`[[sets.NAME.sources]]`) or given
+/// with `--source NAME=KIND:ARG`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Source {
+    /// Any program's stdout.
+    Command(CommandSource),
+    /// A directory, as tar.
+    Files(FilesSource),
+}
+
+impl Source {
+    /// The source's name in its set.
+    pub fn name(&self) -> &str {
+        match self {
+            Source::Command(s) => &s.name,
+            Source::Files(s) => &s.name,
+        }
+    }
+
+    /// The kind, as written in the config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Command(_) => "command",
+            Source::Files(_) => "files",
+        }
+    }
+
+    /// What the plaintext is: the `<ext>` of `<source>.<ext>.zst.age`.
+    pub fn format(&self) -> &str {
+        match self {
+            Source::Command(s) => &s.extension,
+            Source::Files(_) => "tar",
+        }
+    }
+
+    /// The stored object's file name.
+    pub fn object_name(&self) -> String {
+        format!("{}.{}.zst.age", self.name(), self.format())
+    }
+
+    /// Writes the whole dump to `out`. Blocking; run it on its own thread.
+    pub fn dump(&self, out: &mut dyn Write, cancel: &Cancel) -> Result<(), SourceError> {
+        match self {
+            Source::Command(s) => s.dump(out, cancel),
+            Source::Files(s) => s.dump(out, cancel),
+        }
+    }
+
+    /// Parses `NAME=KIND:ARG`: `db=command:pg_dumpall -U postgres`
+    /// (ARG split by shell-word rules; no shell runs) or `media=files:/srv/media`.
+    pub fn from_flag(flag: &str) -> Result<Self, String> {
+        let usage = "expected NAME=KIND:ARG, e.g. media=files:/srv/media or dump=command:\"pg_dumpall -U postgres\"";
+        let (name, rest) = flag
+            .split_once('=')
+            .ok_or_else(|| format!("`{flag}`: {usage}"))?;
+        let (kind, arg) = rest
+            .split_once(':')
+            .ok_or_else(|| format!("`{flag}`: {usage}"))?;
+        validate_source_name(name)?;
+        let source = match kind {
+            "command" => {
+                let argv = shell_words::split(arg)
+                    .map_err(|e| format!("`{flag}`: cannot split the command ({e})"))?;
+                if argv.is_empty() {
+                    return Err(format!("`{flag}`: the command is empty"));
+                }
+                Source::Command(CommandSource::new(name, argv))
+            }
+            "files" => {
+                if arg.is_empty() {
+                    return Err(format!("`{flag}`: the directory is empty"));
+                }
+                Source::Files(FilesSource::new(name, arg))
+            }
+            other => {
+                return Err(format!(
+                    "`{flag}`: unknown source kind `{other}`; this version knows `command` and `files`"
+                ));
+            }
+        };
+        Ok(source)
+    }
+}
+
+/// Checks a source name: it becomes part of an object's file name.
+pub fn validate_source_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid source name `{name}`: use letters, digits, `_` and `-`, starting with a letter or digit"
+        ))
+    }
+}
+
+/// A source failed to produce its dump.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The dump command could not start or failed.
+    #[error(transparent)]
+    Command(#[from] ChildError),
+    /// Reading the command's output failed.
+    #[error("could not read the output of `{program}`: {source}")]
+    ReadOutput {
+        /// argv[0].
+        program: String,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A file or directory of a `files` source could not be read.
+    #[error(
+        "could not read `{path}`: {source}. Give sluice read access to it, or add it to the source's `exclude`"
+    )]
+    Unreadable {
+        /// The path.
+        path: String,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A `files` source's path is not a directory.
+    #[error("`{path}` is not a directory: a `files` source backs up a directory")]
+    NotADirectory {
+        /// The path.
+        path: String,
+    },
+    /// An `exclude` pattern is not a valid glob.
+    #[error("invalid exclude pattern `{pattern}`: {reason}")]
+    BadExclude {
+        /// The pattern.
+        pattern: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The next stage stopped taking data, or writing the archive failed.
+    #[error("could not pass the dump on: {0}")]
+    Output(io::Error),
+    /// The run was cancelled.
+    #[error("interrupted")]
+    Interrupted,
+}

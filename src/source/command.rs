@@ -1,0 +1,135 @@
+//! The `command` source: any argv (no shell), whose stdout is the dump.
+
+use std::{
+    io::{self, Read, Write},
+    process::Stdio,
+};
+
+use serde::Deserialize;
+
+use super::SourceError;
+use crate::{
+    Cancel,
+    child::{CheckedChild, Echo},
+};
+
+/// Runs `backup` and stores its stdout; `restore`, when given, is the argv a
+/// restore pipes the plaintext into (otherwise restore writes it to stdout).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CommandSource {
+    /// The source's name in its set.
+    #[serde(deserialize_with = "crate::config::env_string")]
+    pub name: String,
+    /// The dump command, as an argv list.
+    #[serde(deserialize_with = "crate::config::env_strings")]
+    pub backup: Vec<String>,
+    /// The restore command, as an argv list.
+    #[serde(default, deserialize_with = "crate::config::env_opt_strings")]
+    pub restore: Option<Vec<String>>,
+    /// The `<ext>` of the stored object's name (default `out`).
+    #[serde(default = "default_extension")]
+    pub extension: String,
+}
+
+fn default_extension() -> String {
+    "out".to_owned()
+}
+
+/// Size of each read from the child's stdout.
+const READ_SIZE: usize = 256 * 1024;
+
+impl CommandSource {
+    /// A source running `argv`, with no restore command.
+    pub fn new(name: &str, argv: Vec<String>) -> Self {
+        Self {
+            name: name.to_owned(),
+            backup: argv,
+            restore: None,
+            extension: default_extension(),
+        }
+    }
+
+    /// Runs the command and copies its stdout to `out`. Fails unless it exits
+    /// 0; if `out` stops taking data, the command's process group is killed.
+    pub fn dump(&self, out: &mut dyn Write, cancel: &Cancel) -> Result<(), SourceError> {
+        let mut child = CheckedChild::spawn(
+            &self.backup,
+            Stdio::null(),
+            Stdio::piped(),
+            &[],
+            Echo::Debug,
+            cancel,
+        )?;
+        let mut stdout = child.take_stdout().expect("stdout is piped");
+        let mut buf = vec![0u8; READ_SIZE];
+        loop {
+            let n = match stdout.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    let program = child.program().to_owned();
+                    child.kill();
+                    return Err(SourceError::ReadOutput { program, source });
+                }
+            };
+            if let Err(e) = out.write_all(&buf[..n]) {
+                child.kill();
+                return Err(SourceError::Output(e));
+            }
+        }
+        drop(stdout);
+        if cancel.is_fired() {
+            child.kill();
+            return Err(SourceError::Interrupted);
+        }
+        Ok(child.wait_checked()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> CommandSource {
+        CommandSource::new("t", vec!["sh".into(), "-c".into(), script.into()])
+    }
+
+    #[test]
+    fn stdout_is_the_dump() {
+        let mut out = Vec::new();
+        sh("printf 'a\\nb'; echo note >&2")
+            .dump(&mut out, &Cancel::new())
+            .unwrap();
+        assert_eq!(out, b"a\nb");
+    }
+
+    #[test]
+    fn a_failing_command_fails_the_dump_with_its_stderr() {
+        let mut out = Vec::new();
+        let err = sh("echo partial; echo 'connection refused' >&2; exit 2")
+            .dump(&mut out, &Cancel::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exited with code 2"), "{err}");
+        assert!(err.contains("connection refused"), "{err}");
+    }
+
+    #[test]
+    fn a_writer_that_fails_kills_the_command() {
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::from(io::ErrorKind::BrokenPipe))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let started = std::time::Instant::now();
+        let err = sh("yes").dump(&mut Broken, &Cancel::new()).unwrap_err();
+        assert!(matches!(err, SourceError::Output(_)), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+}

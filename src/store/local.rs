@@ -1,0 +1,460 @@
+//! The embedded `file://` store: objects are files under a root directory.
+//!
+//! Data goes to a temporary file in `<root>/.sluice-tmp/`, is fsynced, then
+//! published with a hard link, which fails with EEXIST instead of replacing
+//! (a rename would silently overwrite), and the directory is fsynced. So a
+//! half-written object never appears under its final name, and neither an
+//! object nor a manifest is ever overwritten.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io,
+    ops::Range,
+    os::unix::fs::{FileExt, OpenOptionsExt},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::task::spawn_blocking;
+
+use super::{
+    CreateOutcome, MultipartUpload, ObjectMeta, PartFuture, Store, StoreError, validate_key,
+};
+
+/// Directory under the root that holds files being written.
+const TMP_DIR: &str = ".sluice-tmp";
+
+/// A store rooted at a local directory (which must exist).
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: Arc<PathBuf>,
+}
+
+impl LocalStore {
+    /// Opens the store at `root`, which must be an existing directory: a
+    /// missing one is more often a typo or an unmounted disk than a wish.
+    pub fn open(root: PathBuf) -> Result<Self, StoreError> {
+        match fs::metadata(&root) {
+            Ok(m) if m.is_dir() => Ok(Self {
+                root: Arc::new(root),
+            }),
+            Ok(_) => Err(StoreError::Io {
+                op: "use as a store directory",
+                path: root,
+                source: io::Error::other("it is not a directory"),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(StoreError::MissingRoot { path: root })
+            }
+            Err(source) => Err(StoreError::Io {
+                op: "open the store directory",
+                path: root,
+                source,
+            }),
+        }
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        validate_key(key)?;
+        Ok(self.root.join(key))
+    }
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Creates a fresh temporary file (mode 0640) under the root's temp directory.
+fn temp_file(root: &Path) -> Result<(File, PathBuf), StoreError> {
+    let dir = root.join(TMP_DIR);
+    fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    loop {
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).map_err(|e| StoreError::Io {
+            op: "get random bytes for",
+            path: dir.clone(),
+            source: io::Error::other(e.to_string()),
+        })?;
+        let path = dir.join(format!("{:016x}.part", u64::from_le_bytes(random)));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o640)
+            .open(&path)
+        {
+            Ok(file) => return Ok((file, path)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err("create", &path)(e)),
+        }
+    }
+}
+
+/// Publishes a synced temporary file under `dest` with a hard link; EEXIST
+/// means the object exists. The temporary name is removed either way.
+fn publish(tmp: &Path, dest: &Path) -> Result<CreateOutcome, StoreError> {
+    let parent = dest.parent().expect("object paths have a parent");
+    fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+    let linked = fs::hard_link(tmp, dest);
+    let _ = fs::remove_file(tmp);
+    match linked {
+        Ok(()) => {
+            File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err("sync", parent))?;
+            Ok(CreateOutcome::Created)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(CreateOutcome::AlreadyExists),
+        Err(e) => Err(io_err("publish", dest)(e)),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    spawn_blocking(f).await.expect("store task panicked")
+}
+
+#[async_trait]
+impl Store for LocalStore {
+    async fn start_upload(&self, key: &str) -> Result<Box<dyn MultipartUpload>, StoreError> {
+        let dest = self.path(key)?;
+        let key = key.to_owned();
+        let root = Arc::clone(&self.root);
+        let (file, tmp) = blocking(move || temp_file(&root)).await?;
+        Ok(Box::new(LocalUpload {
+            key,
+            file: Arc::new(file),
+            tmp,
+            dest,
+            offset: 0,
+            finished: false,
+        }))
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        let path = self.path(key)?;
+        let key = key.to_owned();
+        blocking(move || {
+            let file = File::open(&path).map_err(|e| not_found_or(e, &key, "open", &path))?;
+            let len = usize::try_from(range.end.saturating_sub(range.start))
+                .map_err(|_| io_err("read", &path)(io::Error::other("range too large")))?;
+            let mut buf = vec![0u8; len];
+            let mut filled = 0;
+            while filled < len {
+                match file.read_at(&mut buf[filled..], range.start + filled as u64) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(io_err("read", &path)(e)),
+                }
+            }
+            buf.truncate(filled);
+            Ok(Bytes::from(buf))
+        })
+        .await
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        let path = self.path(key)?;
+        let key = key.to_owned();
+        blocking(move || {
+            fs::read(&path)
+                .map(Bytes::from)
+                .map_err(|e| not_found_or(e, &key, "read", &path))
+        })
+        .await
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
+        let path = self.path(key)?;
+        let key = key.to_owned();
+        blocking(move || {
+            let meta = fs::metadata(&path).map_err(|e| not_found_or(e, &key, "read", &path))?;
+            Ok(ObjectMeta {
+                key,
+                size: meta.len(),
+            })
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        let root = Arc::clone(&self.root);
+        let prefix = prefix.to_owned();
+        blocking(move || list_blocking(&root, &prefix)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        let root = Arc::clone(&self.root);
+        blocking(move || {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io_err("delete", &path)(e)),
+            }
+            // Remove directories the delete left empty, up to the root.
+            let mut dir = path.parent();
+            while let Some(d) = dir {
+                if d == root.as_path() || fs::remove_dir(d).is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_if_absent(&self, key: &str, data: Bytes) -> Result<CreateOutcome, StoreError> {
+        let dest = self.path(key)?;
+        let root = Arc::clone(&self.root);
+        blocking(move || {
+            let (file, tmp) = temp_file(&root)?;
+            let written = file.write_all_at(&data, 0).and_then(|()| file.sync_all());
+            if let Err(e) = written {
+                let _ = fs::remove_file(&tmp);
+                return Err(io_err("write", &tmp)(e));
+            }
+            publish(&tmp, &dest)
+        })
+        .await
+    }
+}
+
+fn not_found_or(e: io::Error, key: &str, op: &'static str, path: &Path) -> StoreError {
+    if e.kind() == io::ErrorKind::NotFound {
+        StoreError::NotFound {
+            key: key.to_owned(),
+        }
+    } else {
+        io_err(op, path)(e)
+    }
+}
+
+fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+    // Walk only the deepest directory the prefix names in full.
+    let dir_part = prefix.rfind('/').map_or("", |i| &prefix[..i]);
+    let start = if dir_part.is_empty() {
+        root.to_owned()
+    } else {
+        validate_key(dir_part)?;
+        root.join(dir_part)
+    };
+    if !start.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut found = Vec::new();
+    let walker = walkdir::WalkDir::new(&start)
+        .follow_links(false)
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+    for entry in walker {
+        let entry = entry.map_err(|e| StoreError::Io {
+            op: "list",
+            path: e.path().unwrap_or(&start).to_owned(),
+            source: e.into(),
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Ok(relative) = entry.path().strip_prefix(root) else {
+            continue;
+        };
+        let key = relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        if key.starts_with(prefix) {
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            found.push(ObjectMeta { key, size });
+        }
+    }
+    found.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(found)
+}
+
+/// A `file://` multipart upload: parts are written at their offsets into one
+/// temporary file, which `complete` syncs and publishes.
+struct LocalUpload {
+    key: String,
+    file: Arc<File>,
+    tmp: PathBuf,
+    dest: PathBuf,
+    offset: u64,
+    finished: bool,
+}
+
+#[async_trait]
+impl MultipartUpload for LocalUpload {
+    fn put_part(&mut self, data: Bytes) -> PartFuture {
+        let file = Arc::clone(&self.file);
+        let tmp = self.tmp.clone();
+        let offset = self.offset;
+        self.offset += data.len() as u64;
+        Box::pin(blocking(move || {
+            file.write_all_at(&data, offset)
+                .map_err(io_err("write", &tmp))
+        }))
+    }
+
+    async fn complete(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.finished = true;
+        let file = Arc::clone(&self.file);
+        let tmp = self.tmp.clone();
+        let dest = self.dest.clone();
+        let key = self.key.clone();
+        blocking(move || {
+            file.sync_all().map_err(io_err("sync", &tmp))?;
+            match publish(&tmp, &dest)? {
+                CreateOutcome::Created => Ok(()),
+                CreateOutcome::AlreadyExists => Err(StoreError::AlreadyExists { key }),
+            }
+        })
+        .await
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.finished = true;
+        let tmp = self.tmp.clone();
+        blocking(move || match fs::remove_file(&tmp) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove", &tmp)(e)),
+        })
+        .await
+    }
+}
+
+impl Drop for LocalUpload {
+    /// An upload dropped without `complete` or `abort` (a panic, a cancelled
+    /// task) leaves no temporary file behind.
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, LocalStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path().to_owned()).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn an_object_appears_only_when_its_upload_completes() {
+        let (_dir, store) = store();
+        let mut upload = store.start_upload("set/id/a.zst.age").await.unwrap();
+        upload
+            .put_part(Bytes::from_static(b"hello "))
+            .await
+            .unwrap();
+        upload.put_part(Bytes::from_static(b"world")).await.unwrap();
+        assert!(store.list("").await.unwrap().is_empty());
+        upload.complete().await.unwrap();
+        assert_eq!(store.get("set/id/a.zst.age").await.unwrap(), "hello world");
+        assert_eq!(
+            store.get_range("set/id/a.zst.age", 6..11).await.unwrap(),
+            "world"
+        );
+        assert_eq!(store.head("set/id/a.zst.age").await.unwrap().size, 11);
+    }
+
+    #[tokio::test]
+    async fn an_aborted_upload_leaves_nothing() {
+        let (dir, store) = store();
+        let mut upload = store.start_upload("set/id/a").await.unwrap();
+        upload.put_part(Bytes::from_static(b"data")).await.unwrap();
+        upload.abort().await.unwrap();
+        assert!(store.list("").await.unwrap().is_empty());
+        assert_eq!(fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_upload_leaves_no_temporary_file() {
+        let (dir, store) = store();
+        let mut upload = store.start_upload("set/id/a").await.unwrap();
+        upload.put_part(Bytes::from_static(b"data")).await.unwrap();
+        drop(upload);
+        assert_eq!(fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn create_if_absent_never_replaces() {
+        let (_dir, store) = store();
+        let first = store
+            .create_if_absent("s/i/manifest.json", Bytes::from_static(b"one"))
+            .await
+            .unwrap();
+        let second = store
+            .create_if_absent("s/i/manifest.json", Bytes::from_static(b"two"))
+            .await
+            .unwrap();
+        assert_eq!(first, CreateOutcome::Created);
+        assert_eq!(second, CreateOutcome::AlreadyExists);
+        assert_eq!(store.get("s/i/manifest.json").await.unwrap(), "one");
+    }
+
+    #[tokio::test]
+    async fn a_completed_upload_never_replaces_an_object() {
+        let (_dir, store) = store();
+        store
+            .create_if_absent("s/i/x", Bytes::from_static(b"old"))
+            .await
+            .unwrap();
+        let mut upload = store.start_upload("s/i/x").await.unwrap();
+        upload.put_part(Bytes::from_static(b"new")).await.unwrap();
+        let err = upload.complete().await.unwrap_err();
+        assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
+        assert_eq!(store.get("s/i/x").await.unwrap(), "old");
+    }
+
+    #[tokio::test]
+    async fn list_filters_by_prefix_and_delete_prunes_empty_directories() {
+        let (dir, store) = store();
+        for key in [
+            "prod/1/a",
+            "prod/1/b",
+            "prod/2/a",
+            "production/1/a",
+            "staging/1/a",
+        ] {
+            store
+                .create_if_absent(key, Bytes::from_static(b"x"))
+                .await
+                .unwrap();
+        }
+        let keys = |v: Vec<ObjectMeta>| v.into_iter().map(|m| m.key).collect::<Vec<_>>();
+        assert_eq!(
+            keys(store.list("prod/").await.unwrap()),
+            ["prod/1/a", "prod/1/b", "prod/2/a"]
+        );
+        assert_eq!(keys(store.list("prod").await.unwrap()).len(), 4);
+        assert!(store.list("nothing/").await.unwrap().is_empty());
+        store.delete("prod/2/a").await.unwrap();
+        store.delete("prod/2/a").await.unwrap();
+        assert!(!dir.path().join("prod/2").exists());
+        assert!(dir.path().join("prod/1").exists());
+    }
+
+    #[tokio::test]
+    async fn missing_objects_are_reported_as_not_found() {
+        let (_dir, store) = store();
+        let err = store.get("a/b").await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+        let err = store.head("a/b").await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    }
+}

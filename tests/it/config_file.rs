@@ -1,0 +1,77 @@
+//! A set described in the config: several sources, `${VAR}` interpolation,
+//! and a restore of every source to its configured target, in config order.
+
+use std::fs;
+
+use crate::support::{World, tree};
+
+#[test]
+fn a_configured_set_backs_up_and_restores_every_source() {
+    let w = World::new();
+    let media = w.path("media");
+    fs::create_dir(&media).unwrap();
+    fs::write(media.join("photo.jpg"), b"\xff\xd8 not really a photo").unwrap();
+    fs::write(
+        w.path("sluice.toml"),
+        format!(
+            r#"
+[store]
+url = "${{BACKUP_STORE}}"
+[keys]
+recipients = ["{recipient}"]
+[[sets.site.sources]]
+name = "media"
+kind = "files"
+path = "${{MEDIA_DIR}}"
+[[sets.site.sources]]
+name = "gitref"
+kind = "command"
+backup = ["sh", "-c", "echo $$GIT_SHA"]
+restore = ["sh", "-c", "cat > gitref.txt"]
+extension = "txt"
+"#,
+            recipient = w.recipient
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = w.sluice();
+        cmd.args(args)
+            .env("BACKUP_STORE", w.store_url())
+            .env("MEDIA_DIR", &media)
+            .env("GIT_SHA", "0123abc");
+        cmd
+    };
+    run(&["backup", "site", "--note", "before the v2 migration"])
+        .assert()
+        .success();
+
+    let listing = run(&["list"]).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("before the v2 migration"), "{listing}");
+    assert!(listing.contains("media,gitref"), "{listing}");
+
+    let original = tree(&media);
+    fs::remove_dir_all(&media).unwrap();
+    run(&["restore", "site@latest", "--yes", "-i", "key.txt"])
+        .assert()
+        .success();
+    assert_eq!(tree(&media), original);
+    assert_eq!(
+        fs::read_to_string(w.path("gitref.txt")).unwrap(),
+        "0123abc\n"
+    );
+}
+
+#[test]
+fn an_unset_variable_is_named() {
+    let w = World::new();
+    fs::write(
+        w.path("sluice.toml"),
+        "[store]\nurl = \"${SLUICE_TEST_NOT_SET}\"\n",
+    )
+    .unwrap();
+    let out = w.sluice().args(["list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`SLUICE_TEST_NOT_SET` is not set"));
+}

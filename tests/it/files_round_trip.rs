@@ -1,0 +1,107 @@
+//! A directory goes in and comes back byte for byte.
+
+use std::{fs, os::unix::fs::PermissionsExt};
+
+use crate::support::{World, has_sluice_leftovers, random_bytes, tree};
+
+#[test]
+fn a_directory_round_trips_byte_for_byte() {
+    let w = World::new();
+    let data = w.path("data");
+    fs::create_dir_all(data.join("nested/deeper/still")).unwrap();
+    fs::write(data.join("nested/deeper/still/leaf.txt"), "leaf\n").unwrap();
+    fs::write(data.join("ünïcødé – 名前.txt"), "unicode name\n").unwrap();
+    fs::write(data.join("empty"), "").unwrap();
+    fs::write(data.join("big.bin"), random_bytes(50 * 1024 * 1024, 7)).unwrap();
+    fs::write(data.join("script.sh"), "#!/bin/sh\n").unwrap();
+    fs::set_permissions(data.join("script.sh"), fs::Permissions::from_mode(0o750)).unwrap();
+    std::os::unix::fs::symlink("nested/deeper/still/leaf.txt", data.join("link")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/outside", data.join("dangling")).unwrap();
+    let long = "d".repeat(120);
+    fs::create_dir_all(data.join(&long).join(&long)).unwrap();
+    fs::write(data.join(&long).join(&long).join("long-path.txt"), "long").unwrap();
+
+    let backup = w.backup("docs", &[&format!("docs=files:{}", data.display())]);
+
+    let out = w.path("out");
+    w.sluice()
+        .args(["restore", &backup, "--store", &w.store_url(), "-i"])
+        .arg(w.key())
+        .arg("--into")
+        .arg(&out)
+        .assert()
+        .success();
+    assert_eq!(tree(&out), tree(&data));
+    assert!(!has_sluice_leftovers(&out));
+    let object = fs::metadata(w.object_path(&backup, "docs.tar.zst.age")).unwrap();
+    assert!(
+        object.len() > 50 * 1024 * 1024,
+        "50 MB of random data cannot shrink"
+    );
+}
+
+#[test]
+fn a_non_empty_target_needs_yes_and_is_then_replaced() {
+    let w = World::new();
+    let data = w.path("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("new.txt"), "from the backup").unwrap();
+    let backup = w.backup("docs", &[&format!("docs=files:{}", data.display())]);
+
+    let out = w.path("out");
+    fs::create_dir(&out).unwrap();
+    fs::write(out.join("old.txt"), "already there").unwrap();
+    let restore = |yes: bool| {
+        let mut cmd = w.sluice();
+        cmd.args(["restore", &backup, "--store", &w.store_url(), "-i"])
+            .arg(w.key())
+            .arg("--into")
+            .arg(&out);
+        if yes {
+            cmd.arg("--yes");
+        }
+        cmd.assert()
+    };
+    let refused = restore(false).failure();
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("--yes"), "{stderr}");
+    assert_eq!(
+        fs::read_to_string(out.join("old.txt")).unwrap(),
+        "already there"
+    );
+
+    restore(true).success();
+    assert_eq!(tree(&out), tree(&data));
+    assert!(!has_sluice_leftovers(&out));
+}
+
+#[test]
+fn excluded_paths_are_left_out() {
+    let w = World::new();
+    let data = w.path("data");
+    fs::create_dir_all(data.join("cache/x")).unwrap();
+    fs::write(data.join("cache/x/big"), "cached").unwrap();
+    fs::write(data.join("keep"), "keep").unwrap();
+    fs::write(
+        w.path("sluice.toml"),
+        format!(
+            "[store]\nurl = \"{}\"\n[keys]\nrecipients = [\"{}\"]\n[[sets.media.sources]]\nname = \"media\"\nkind = \"files\"\npath = \"{}\"\nexclude = [\"cache/**\"]\n",
+            w.store_url(),
+            w.recipient,
+            data.display()
+        ),
+    )
+    .unwrap();
+    w.sluice().args(["backup", "media"]).assert().success();
+    let out = w.path("out");
+    w.sluice()
+        .args(["restore", "media@latest", "-i"])
+        .arg(w.key())
+        .arg("--into")
+        .arg(&out)
+        .assert()
+        .success();
+    assert!(out.join("keep").exists());
+    assert!(out.join("cache").is_dir());
+    assert!(!out.join("cache/x").exists());
+}

@@ -1,0 +1,15 @@
+//! Integration tests: the real `sluice` binary against a `file://` store in
+//! a temporary directory, real child processes, and the stock `age` and
+//! `zstd` tools.
+
+mod cli_errors;
+mod command_round_trip;
+mod config_file;
+mod files_round_trip;
+mod integrity;
+mod interop;
+mod manifest_fuzz;
+mod selection;
+mod tar_safety;
+
+mod support;
