@@ -299,8 +299,11 @@ impl MultipartUpload for LocalUpload {
         let tmp = self.tmp.clone();
         let offset = self.offset;
         self.offset += data.len() as u64;
+        // Syncing each part as it lands spreads the disk writes over the
+        // backup, so `complete` has only the last part left to flush.
         Box::pin(blocking(move || {
             file.write_all_at(&data, offset)
+                .and_then(|()| file.sync_data())
                 .map_err(io_err("write", &tmp))
         }))
     }
