@@ -8,6 +8,7 @@ mod config_file;
 mod files_round_trip;
 mod integrity;
 mod interop;
+mod interrupt;
 mod manifest_fuzz;
 mod selection;
 mod tar_safety;
