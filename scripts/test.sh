@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check sluice's CI runs, in this order: installs the stock tools
-# the interoperability tests use (age, zstd) when missing, then format, lints,
-# all tests, and the dependency audit against the offline advisory snapshot.
+# the interoperability tests use (age, zstd) when missing, starts the local
+# PostgreSQL and MariaDB the anonymizer's restore tests use when they are
+# down, then format, lints, all tests, and the dependency audit against the
+# offline advisory snapshot.
 #
 #   scripts/test.sh
 set -euo pipefail
@@ -21,6 +23,27 @@ if [ ${#missing[@]} -gt 0 ]; then
         exit 1
     fi
 fi
+
+# PostgreSQL at 127.0.0.1:5432 (user postgres, trust) and MariaDB at
+# 127.0.0.1:3306 (root, no password), as Debian's packages set them up.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    echo "test.sh: starting PostgreSQL" >&2
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
+fi
+if ! mariadb-admin -h 127.0.0.1 -P 3306 -uroot ping >/dev/null 2>&1; then
+    echo "test.sh: starting MariaDB" >&2
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+    for _ in $(seq 60); do
+        mariadb-admin -h 127.0.0.1 -P 3306 -uroot ping >/dev/null 2>&1 && break
+        sleep 1
+    done
+fi
+for _ in $(seq 30); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && break
+    sleep 1
+done
+pg_isready -q -h 127.0.0.1 -p 5432 || { echo "test.sh: PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+mariadb-admin -h 127.0.0.1 -P 3306 -uroot ping >/dev/null 2>&1 || { echo "test.sh: MariaDB is not reachable on 127.0.0.1:3306" >&2; exit 1; }
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings

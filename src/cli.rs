@@ -2,6 +2,7 @@
 //! subcommand, each turning its arguments into a library call and printing
 //! the result (data on stdout, logs on stderr).
 
+mod anonymize;
 mod backup;
 mod fetch;
 mod keygen;
@@ -66,6 +67,7 @@ enum Command {
     List(list::Args),
     Show(show::Args),
     Keygen(keygen::Args),
+    Anonymize(anonymize::Args),
 }
 
 /// Identity files, for the commands that decrypt.
@@ -116,6 +118,7 @@ pub async fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<()> {
         Command::List(args) => list::run(&context, args).await,
         Command::Show(args) => show::run(&context, args).await,
         Command::Keygen(args) => keygen::run(args),
+        Command::Anonymize(args) => anonymize::run(args),
     }
 }
 

@@ -2,7 +2,7 @@
 //! code the command line returns for it.
 
 use crate::{
-    catalog::CatalogError, config::ConfigError, keys::KeyError, pipeline::PipelineError,
+    anonymize, catalog::CatalogError, config::ConfigError, keys::KeyError, pipeline::PipelineError,
     restore::RestoreError, store::StoreError,
 };
 
@@ -30,6 +30,9 @@ pub enum Error {
     /// A restore target refused or failed the restore.
     #[error(transparent)]
     Restore(#[from] RestoreError),
+    /// The anonymizer refused its input or its rules.
+    #[error(transparent)]
+    Anonymize(#[from] anonymize::Error),
     /// The run was stopped by a signal (Ctrl-C, SIGTERM) and cleaned up.
     #[error("interrupted: the run was stopped before it finished and nothing was committed")]
     Interrupted,
@@ -43,6 +46,7 @@ impl Error {
             Error::Config(_) => 2,
             Error::Keys(e) if e.is_usage() => 2,
             Error::Catalog(e) if e.is_usage() => 2,
+            Error::Anonymize(anonymize::Error::Rules(_) | anonymize::Error::Salt(_)) => 2,
             _ => 1,
         }
     }

@@ -34,6 +34,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod anonymize;
 pub mod backup;
 pub mod cancel;
 pub mod catalog;

@@ -2,6 +2,9 @@
 //! a temporary directory, real child processes, and the stock `age` and
 //! `zstd` tools.
 
+mod anonymize_cli;
+mod anonymize_fixtures;
+mod anonymize_properties;
 mod cli_errors;
 mod command_round_trip;
 mod config_file;

@@ -1,0 +1,153 @@
+//! `sluice anonymize`.
+
+use std::{
+    fs::{self, OpenOptions},
+    io::{self, BufRead, BufReader, Write},
+    os::unix::fs::OpenOptionsExt,
+    path::{Path, PathBuf},
+};
+
+use clap::ValueEnum;
+use sluice::anonymize::{self, Dialect, Rules, Salt};
+
+/// Anonymize a plain SQL dump (pg_dump -Fp, mariadb-dump): read it on stdin,
+/// write it with personal data replaced on stdout (or -o FILE).
+///
+/// Fails closed: every column of every table must be covered by a rule, and
+/// columns kept only by a glob (`"public.*.*" = "keep"`) are still scanned
+/// for emails, phone numbers and card numbers. A refusal names the column, a
+/// masked example and a suggested rule, and exits 1.
+///
+/// Outputs are keyed by a secret salt, so the same input gives the same
+/// output every night and joins still match: set SLUICE_ANON_SALT, or pass
+/// --salt-file FILE (at least 16 bytes). Start a rules file with --init:
+///
+///   pg_dump -Fp app | sluice anonymize --init > anonymize.toml
+///   pg_dump -Fp app | sluice anonymize --rules anonymize.toml -o app.anon.sql
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// The rules file (TOML: "schema.table.column" pattern = transformer)
+    #[arg(long, value_name = "FILE", required_unless_present = "init")]
+    rules: Option<PathBuf>,
+
+    /// Write a starting rules file for the dump on stdin instead
+    #[arg(long, conflicts_with_all = ["rules", "report"])]
+    init: bool,
+
+    /// The dump's dialect [default: detected from its header]
+    #[arg(long, value_enum)]
+    dialect: Option<DialectArg>,
+
+    /// File holding the secret salt (instead of SLUICE_ANON_SALT)
+    #[arg(long, value_name = "FILE", env = "SLUICE_ANON_SALT_FILE")]
+    salt_file: Option<PathBuf>,
+
+    /// Write to this new file (mode 0600; appears only if the whole dump passed) instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// Print which columns were transformed, kept and scanned, on stderr
+    #[arg(long)]
+    report: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DialectArg {
+    Postgres,
+    Mysql,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut input = BufReader::with_capacity(1 << 20, io::stdin().lock());
+    let dialect = match args.dialect {
+        Some(DialectArg::Postgres) => Dialect::Postgres,
+        Some(DialectArg::Mysql) => Dialect::Mysql,
+        None => Dialect::detect(input.fill_buf()?).ok_or_else(|| {
+            anyhow::anyhow!("cannot tell whether the dump on stdin is from PostgreSQL or MySQL/MariaDB; pass --dialect postgres or --dialect mysql")
+        })?,
+    };
+    if args.init {
+        let rules = anonymize::init_rules(input, dialect).map_err(sluice::Error::from)?;
+        return write_output(args.output.as_deref(), |out| {
+            Ok(out.write_all(rules.as_bytes())?)
+        });
+    }
+    let rules_path = args.rules.expect("clap requires --rules without --init");
+    let text = fs::read_to_string(&rules_path).map_err(|e| {
+        anyhow::anyhow!("could not read rules file `{}`: {e}", rules_path.display())
+    })?;
+    let rules = Rules::from_toml(&text).map_err(sluice::Error::from)?;
+    let salt = load_salt(args.salt_file.as_deref())?;
+    let report = args.report;
+    write_output(args.output.as_deref(), |out| {
+        let summary = anonymize::anonymize(input, out, &rules, &salt, dialect)
+            .map_err(sluice::Error::from)?;
+        if report {
+            eprint!("{summary}");
+        }
+        Ok(())
+    })
+}
+
+/// The salt from a file, or from SLUICE_ANON_SALT; never a default.
+fn load_salt(file: Option<&Path>) -> anyhow::Result<Salt> {
+    let bytes = match file {
+        Some(path) => {
+            let mut bytes = fs::read(path).map_err(|e| {
+                anyhow::anyhow!("could not read salt file `{}`: {e}", path.display())
+            })?;
+            while bytes.last().is_some_and(u8::is_ascii_whitespace) {
+                bytes.pop();
+            }
+            bytes
+        }
+        None => std::env::var("SLUICE_ANON_SALT")
+            .map(String::into_bytes)
+            .unwrap_or_default(),
+    };
+    if bytes.is_empty() {
+        return Err(sluice::Error::from(anonymize::Error::Salt(
+            "no anonymization salt: set SLUICE_ANON_SALT to a secret of at least 16 bytes (e.g. `openssl rand -hex 32`), or pass --salt-file FILE; keep it the same every night so joins and repeated runs match".to_owned(),
+        ))
+        .into());
+    }
+    Ok(Salt::new(bytes).map_err(sluice::Error::from)?)
+}
+
+/// Runs `write` against stdout, or against a temporary file renamed to
+/// `path` only when it succeeded.
+fn write_output(
+    path: Option<&Path>,
+    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let Some(path) = path else {
+        let mut out = io::stdout().lock();
+        write(&mut out)?;
+        return Ok(out.flush()?);
+    };
+    if path.exists() {
+        anyhow::bail!(
+            "`{}` already exists, and sluice does not overwrite it",
+            path.display()
+        );
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partial = path.with_file_name(format!(".{name}.sluice-partial"));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)?;
+    let result = write(&mut file).and_then(|()| Ok(file.sync_all()?));
+    match result {
+        Ok(()) => Ok(fs::rename(&partial, path)?),
+        Err(e) => {
+            let _ = fs::remove_file(&partial);
+            Err(e)
+        }
+    }
+}
