@@ -19,8 +19,10 @@ use crate::{
 pub struct Options {
     /// Kept in the manifest and shown by `list`.
     pub note: Option<String>,
-    /// Manual or scheduled.
+    /// Manual, scheduled or pre-restore.
     pub kind: BackupKind,
+    /// For a pre-restore safety backup: the target it protects.
+    pub target: Option<String>,
 }
 
 impl Default for Options {
@@ -28,6 +30,7 @@ impl Default for Options {
         Self {
             note: None,
             kind: BackupKind::Manual,
+            target: None,
         }
     }
 }
@@ -96,7 +99,7 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
         set: set.name.clone(),
         id,
         kind: options.kind,
-        target: None,
+        target: options.target.clone(),
         note: options.note.clone(),
         started_at,
         finished_at: Timestamp::now(),

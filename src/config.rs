@@ -448,6 +448,11 @@ pub(crate) fn env_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Er
     env_string(d).map(PathBuf::from)
 }
 
+/// Deserializes an optional string with `${VAR}` interpolation.
+pub(crate) fn env_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    env_string(d).map(Some)
+}
+
 /// Deserializes a list of strings with `${VAR}` interpolation.
 pub(crate) fn env_strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Vec::<String>::deserialize(d)?

@@ -46,6 +46,7 @@ impl Error {
             Error::Config(_) => 2,
             Error::Keys(e) if e.is_usage() => 2,
             Error::Catalog(e) if e.is_usage() => 2,
+            Error::Restore(RestoreError::NeedsConfirmation { .. }) => 2,
             Error::Anonymize(anonymize::Error::Rules(_) | anonymize::Error::Salt(_)) => 2,
             _ => 1,
         }

@@ -13,6 +13,8 @@
 
 mod command;
 mod files;
+mod mysql;
+pub mod postgres;
 
 use std::{
     cell::RefCell,
@@ -33,7 +35,11 @@ use crate::{
     config::SetPlan,
     keys::Identities,
     pipeline::{PipelineError, is_secondary, open_decoder, pipeline_error, start_download},
-    source::Source,
+    source::{
+        Source,
+        mysql::{MysqlTarget, MysqlTools},
+        postgres::PgTarget,
+    },
     store::Store,
 };
 
@@ -48,6 +54,12 @@ pub enum Target {
     File(PathBuf),
     /// This process's stdout.
     Stdout,
+    /// A PostgreSQL database, replaced by a rename swap.
+    Postgres(PgTarget),
+    /// A MariaDB/MySQL database, applied after a verification pass.
+    Mysql(MysqlTarget, MysqlTools),
+    /// Nowhere: the stream is only verified.
+    Verify,
 }
 
 impl std::fmt::Display for Target {
@@ -56,6 +68,9 @@ impl std::fmt::Display for Target {
             Target::Directory(p) | Target::File(p) => write!(f, "{}", p.display()),
             Target::Command(argv) => write!(f, "`{}`", shell_words::join(argv)),
             Target::Stdout => f.write_str("stdout"),
+            Target::Postgres(t) => f.write_str(&t.display()),
+            Target::Mysql(t, _) => f.write_str(&t.display()),
+            Target::Verify => f.write_str("verification only"),
         }
     }
 }
@@ -72,11 +87,26 @@ pub struct Step {
 impl Step {
     /// Whether restoring would replace something that exists, so the user
     /// must confirm (`--yes`, or typing the target's name at a terminal).
-    pub fn is_destructive(&self) -> bool {
-        match &self.target {
+    pub fn is_destructive(&self) -> Result<bool, RestoreError> {
+        Ok(match &self.target {
             Target::Directory(p) => fs::read_dir(p).is_ok_and(|mut d| d.next().is_some()),
             Target::Command(_) => true,
-            Target::File(_) | Target::Stdout => false,
+            Target::Postgres(t) => postgres::exists(t)?,
+            Target::Mysql(t, tools) => mysql::exists(t, *tools)?,
+            Target::File(_) | Target::Stdout | Target::Verify => false,
+        })
+    }
+
+    /// The name a user types to confirm replacing the target.
+    pub fn confirmation_name(&self) -> String {
+        match &self.target {
+            Target::Directory(p) => p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+            Target::Postgres(t) => t.database.clone(),
+            Target::Mysql(t, _) => t.database.clone(),
+            _ => self.object.source.clone(),
         }
     }
 }
@@ -148,6 +178,14 @@ pub enum RestoreError {
         name: String,
         /// The names it has.
         available: String,
+    },
+    /// A database could not be prepared, queried or swapped.
+    #[error("database {target}: {reason}")]
+    Database {
+        /// The database, without password.
+        target: String,
+        /// The client's message.
+        reason: String,
     },
     /// No target is known for an object.
     #[error("no restore target for source `{name}`: {hint}")]
@@ -236,6 +274,62 @@ fn target_for(
         name: object.source.clone(),
         hint: hint.to_owned(),
     };
+    let into_text = into.map(|p| p.to_string_lossy().into_owned());
+    match (
+        object.source_kind.as_str(),
+        into_text.as_deref(),
+        configured,
+    ) {
+        ("postgres", Some(into), configured) => {
+            if into.contains("://") {
+                return PgTarget::parse_url(into)
+                    .map(Target::Postgres)
+                    .map_err(|e| no_target(&e));
+            }
+            let base = match configured {
+                Some(Source::Postgres(s)) => s.target().ok(),
+                _ => None,
+            };
+            return Ok(Target::Postgres(
+                base.unwrap_or_default().with_database(into),
+            ));
+        }
+        ("postgres", None, Some(Source::Postgres(s))) => {
+            return s.target().map(Target::Postgres).map_err(|e| no_target(&e));
+        }
+        ("postgres", None, _) => {
+            return Err(no_target(
+                "pass --into postgres://user@host:port/DB (or a database name)",
+            ));
+        }
+        ("mysql", Some(into), configured) => {
+            let (base, tools) = match configured {
+                Some(Source::Mysql(s)) => (s.target().ok(), s.tools()),
+                _ => (None, MysqlTools::detect()),
+            };
+            if into.contains("://") {
+                return MysqlTarget::parse_url(into)
+                    .map(|t| Target::Mysql(t, tools))
+                    .map_err(|e| no_target(&e));
+            }
+            return Ok(Target::Mysql(
+                base.unwrap_or_default().with_database(into),
+                tools,
+            ));
+        }
+        ("mysql", None, Some(Source::Mysql(s))) => {
+            return s
+                .target()
+                .map(|t| Target::Mysql(t, s.tools()))
+                .map_err(|e| no_target(&e));
+        }
+        ("mysql", None, _) => {
+            return Err(no_target(
+                "pass --into mysql://user@host:port/DB (or a database name)",
+            ));
+        }
+        _ => {}
+    }
     match (object.source_kind.as_str(), into, configured) {
         ("files", Some(dir), _) => Ok(Target::Directory(dir.to_owned())),
         ("files", None, Some(Source::Files(s))) => Ok(Target::Directory(s.path.clone())),
@@ -253,11 +347,49 @@ fn target_for(
     }
 }
 
+/// Before a MariaDB/MySQL restore replaces an existing database, backs it
+/// up into the set as a `pre-restore` backup naming its target (PostgreSQL
+/// keeps the replaced database itself; other targets need none). Never
+/// chosen by `@latest`.
+pub async fn safety_backup(
+    set: &SetPlan,
+    step: &Step,
+    cancel: &Cancel,
+) -> Result<Option<Manifest>, Error> {
+    let Target::Mysql(target, tools) = &step.target else {
+        return Ok(None);
+    };
+    let (target, tools) = (target.clone(), *tools);
+    let exists = spawn_blocking(move || mysql::exists(&target, tools).map(|e| (e, target)))
+        .await
+        .expect("query panicked")?;
+    let (exists, target) = exists;
+    if !exists {
+        return Ok(None);
+    }
+    let mut safety = set.clone();
+    safety.sources = vec![Source::Mysql(crate::source::MysqlSource::for_target(
+        &step.object.source,
+        &target,
+        tools,
+    ))];
+    let options = crate::backup::Options {
+        note: Some("pre-restore".to_owned()),
+        kind: crate::catalog::BackupKind::PreRestore,
+        target: Some(target.display()),
+    };
+    crate::backup::run(&safety, &options, cancel)
+        .await
+        .map(Some)
+}
+
 /// Settings of a restore.
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
     /// Parts downloaded at once.
     pub parallel_parts: usize,
+    /// How PostgreSQL targets are restored.
+    pub postgres: postgres::Options,
 }
 
 /// Restores one object into its target. Nothing reaches a directory or file
@@ -279,6 +411,28 @@ pub async fn run_step(
     if let Target::Directory(dir) = &step.target {
         files::preflight(dir, true)?;
     }
+    if let Target::Mysql(..) = &step.target {
+        // DDL commits as it goes: prove the whole object sound before a
+        // single statement reaches the server.
+        let verify = Step {
+            object: step.object.clone(),
+            target: Target::Verify,
+        };
+        Box::pin(run_step(
+            Arc::clone(&store),
+            manifest,
+            &verify,
+            Arc::clone(&identities),
+            settings,
+            cancel,
+        ))
+        .await?;
+        tracing::info!(
+            "verified {}; applying it to {}",
+            step.object.name,
+            step.target
+        );
+    }
     let key = manifest.object_key(&step.object);
     let (reader, mut download) =
         start_download(store, key, step.object.clone(), settings.parallel_parts);
@@ -288,9 +442,17 @@ pub async fn run_step(
         manifest.id.to_string(),
         cancel.clone(),
     );
+    let pg_options = settings.postgres;
     let mut work = spawn_blocking(move || -> Result<Pending, RestoreError> {
         let decoded = open_decoder(reader, &identities, &object).map_err(stream_error)?;
-        receive(decoded, &target, &id, &worker_cancel)
+        receive(
+            decoded,
+            &target,
+            &object.format,
+            &id,
+            &pg_options,
+            &worker_cancel,
+        )
     });
 
     let joined = tokio::select! {
@@ -310,7 +472,8 @@ pub async fn run_step(
         _ if cancel.is_fired() => Err(Error::Interrupted),
         (Ok(()), Ok(pending)) => {
             let id = manifest.id.to_string();
-            spawn_blocking(move || pending.commit(&id))
+            let pg_options = settings.postgres;
+            spawn_blocking(move || pending.commit(&id, &pg_options))
                 .await
                 .expect("commit panicked")?;
             Ok(())
@@ -330,14 +493,16 @@ pub async fn run_step(
 enum Pending {
     Staged(files::Staged),
     Fed(command::Fed),
+    Postgres(postgres::Loaded),
     File { partial: PathBuf, path: PathBuf },
     Done,
 }
 
 impl Pending {
-    fn commit(self, id: &str) -> Result<(), RestoreError> {
+    fn commit(self, id: &str, pg_options: &postgres::Options) -> Result<(), RestoreError> {
         match self {
             Pending::Staged(staged) => staged.commit(id),
+            Pending::Postgres(loaded) => loaded.commit(pg_options),
             Pending::Fed(fed) => fed.commit(),
             Pending::File { partial, path } => {
                 fs::rename(&partial, &path).map_err(|source| RestoreError::Io {
@@ -354,6 +519,7 @@ impl Pending {
         match self {
             Pending::Staged(staged) => staged.discard(),
             Pending::Fed(fed) => fed.discard(),
+            Pending::Postgres(loaded) => loaded.discard(),
             Pending::File { partial, .. } => {
                 let _ = fs::remove_file(partial);
             }
@@ -367,7 +533,9 @@ impl Pending {
 fn receive(
     decoded: crate::pipeline::Decoded,
     target: &Target,
+    format: &str,
     id: &str,
+    pg_options: &postgres::Options,
     cancel: &Cancel,
 ) -> Result<Pending, RestoreError> {
     let failure = Rc::new(RefCell::new(None));
@@ -379,6 +547,13 @@ fn receive(
         Target::Directory(dir) => files::stage(&mut reader, dir, id).map(Pending::Staged),
         Target::Command(argv) => command::feed(&mut reader, argv, cancel).map(Pending::Fed),
         Target::File(path) => write_file(&mut reader, path, id),
+        Target::Postgres(t) => {
+            postgres::load(&mut reader, t, format, id, pg_options, cancel).map(Pending::Postgres)
+        }
+        Target::Mysql(t, tools) => mysql::apply(&mut reader, t, *tools, cancel).map(Pending::Fed),
+        Target::Verify => io::copy(&mut reader, &mut io::sink())
+            .map(|_| Pending::Done)
+            .map_err(|source| RestoreError::Archive { source }),
         Target::Stdout => {
             let mut out = io::stdout().lock();
             io::copy(&mut reader, &mut out)

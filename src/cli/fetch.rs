@@ -80,6 +80,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     let step = Step { object, target };
     let settings = restore::Settings {
         parallel_parts: plan.store.parallel_parts,
+        postgres: restore::postgres::Options::default(),
     };
     restore::run_step(store, &manifest, &step, identities, &settings, cancel).await?;
     Ok(())

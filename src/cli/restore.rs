@@ -11,7 +11,7 @@ use sluice::{
     catalog::{self, Selector},
     config::Overrides,
     keys::Identities,
-    restore::{self, RestoreError, Step, Target},
+    restore::{self, RestoreError, Step},
     store,
 };
 
@@ -39,20 +39,42 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     source: Option<String>,
 
-    /// Restore into this directory instead of the configured one (one source)
-    #[arg(long, value_name = "DIR")]
+    /// Restore into this instead of the configured target (one source): a directory, or a database as postgres://…/DB, mysql://…/DB or just its name
+    #[arg(long, value_name = "TARGET")]
     into: Option<PathBuf>,
 
     /// Replace existing targets without asking
     #[arg(short, long)]
     yes: bool,
 
+    /// MariaDB/MySQL: encrypt the safety backup of the replaced database to this key instead of the configured recipients (repeatable)
+    #[arg(short = 'r', long = "recipient", value_name = "KEY")]
+    recipients: Vec<String>,
+
+    /// PostgreSQL: objects belong to the restoring role (pg_restore --no-owner), for another environment
+    #[arg(long)]
+    no_owner: bool,
+
+    /// PostgreSQL: skip the source's GRANTs (pg_restore --no-privileges)
+    #[arg(long)]
+    no_privileges: bool,
+
+    /// PostgreSQL: drop the replaced database after the swap instead of keeping it as <db>_sluice_previous
+    #[arg(long)]
+    drop_old: bool,
+
     #[command(flatten)]
     identity: IdentityArgs,
 }
 
 pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Result<()> {
-    let plan = context.set(&args.backup.set, Overrides::default())?;
+    let plan = context.set(
+        &args.backup.set,
+        Overrides {
+            recipients: args.recipients.clone(),
+            ..Overrides::default()
+        },
+    )?;
     let store = store::open(&plan.store.url).map_err(sluice::Error::from)?;
     let identities =
         Arc::new(Identities::load(&args.identity.identities).map_err(sluice::Error::from)?);
@@ -67,14 +89,29 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     )
     .map_err(sluice::Error::from)?;
     if !args.yes {
-        for step in steps.iter().filter(|s| s.is_destructive()) {
-            confirm(step)?;
+        for step in &steps {
+            if step.is_destructive().map_err(sluice::Error::from)? {
+                confirm(step)?;
+            }
         }
     }
     let settings = restore::Settings {
         parallel_parts: plan.store.parallel_parts,
+        postgres: restore::postgres::Options {
+            no_owner: args.no_owner,
+            no_privileges: args.no_privileges,
+            drop_old: args.drop_old,
+        },
     };
     for step in &steps {
+        if let Some(safety) = restore::safety_backup(&plan, step, cancel).await? {
+            tracing::info!(
+                "took safety backup {}@{} of {} before replacing it",
+                safety.set,
+                safety.id,
+                step.target
+            );
+        }
         tracing::info!(
             "restoring {} of {}@{} into {}",
             step.object.source,
@@ -98,7 +135,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
 
 /// Asks the user to type the target's name, when stdin is a terminal;
 /// otherwise (a script) `--yes` is required.
-fn confirm(step: &Step) -> Result<(), sluice::Error> {
+pub(super) fn confirm(step: &Step) -> Result<(), sluice::Error> {
     let refuse = || {
         sluice::Error::from(RestoreError::NeedsConfirmation {
             target: step.target.to_string(),
@@ -107,13 +144,7 @@ fn confirm(step: &Step) -> Result<(), sluice::Error> {
     if !std::io::stdin().is_terminal() {
         return Err(refuse());
     }
-    let expected = match &step.target {
-        Target::Directory(p) => p.file_name().map_or_else(
-            || p.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        ),
-        _ => step.object.source.clone(),
-    };
+    let expected = step.confirmation_name();
     eprint!(
         "Restoring `{}` into {} replaces what is there now.\nType `{expected}` to go on: ",
         step.object.source, step.target

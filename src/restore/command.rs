@@ -29,11 +29,21 @@ pub(crate) fn feed(
     argv: &[String],
     cancel: &Cancel,
 ) -> Result<Fed, RestoreError> {
+    feed_with_env(reader, argv, &[], cancel)
+}
+
+/// [`feed`], with extra environment for the command (a password).
+pub(crate) fn feed_with_env(
+    reader: &mut dyn Read,
+    argv: &[String],
+    env: &[(String, String)],
+    cancel: &Cancel,
+) -> Result<Fed, RestoreError> {
     let mut child = CheckedChild::spawn(
         argv,
         Stdio::piped(),
         Stdio::inherit(),
-        &[],
+        env,
         Echo::Info,
         cancel,
     )?;

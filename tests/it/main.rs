@@ -13,6 +13,8 @@ mod integrity;
 mod interop;
 mod interrupt;
 mod manifest_fuzz;
+mod mysql;
+mod postgres;
 mod selection;
 mod tar_safety;
 

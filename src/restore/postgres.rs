@@ -1,0 +1,318 @@
+//! Restoring into PostgreSQL without ever half-applying: the backup goes
+//! into a fresh database `<db>_sluice_<id>` (from `template0`); only when
+//! pg_restore (or psql) succeeded on a fully verified stream are the
+//! target's sessions ended and the names swapped with `ALTER DATABASE …
+//! RENAME`, with the old database's owner, settings and grants re-applied.
+//! The old database stays as `<db>_sluice_previous` until the next restore
+//! (or `--drop-old`). Any failure drops the fresh database and leaves the
+//! target exactly as it was.
+
+use std::{
+    io::{Read, Write},
+    process::{Command, Stdio},
+};
+
+use super::{RestoreError, command};
+use crate::{Cancel, source::postgres::PgTarget};
+
+/// The database administrative commands connect to.
+const MAINTENANCE_DB: &str = "postgres";
+/// PostgreSQL's limit on identifier length, in bytes.
+const MAX_NAME: usize = 63;
+
+/// A quoted identifier.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A quoted string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// `base` cut to fit before `suffix` within PostgreSQL's name limit.
+fn name_with_suffix(base: &str, suffix: &str) -> String {
+    let mut cut = MAX_NAME.saturating_sub(suffix.len()).min(base.len());
+    while !base.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &base[..cut])
+}
+
+/// Name of the database a restore builds before the swap.
+pub(crate) fn staging_name(database: &str, id: &str) -> String {
+    name_with_suffix(database, &format!("_sluice_{}", id.to_ascii_lowercase()))
+}
+
+/// Name the replaced database keeps after the swap.
+pub fn previous_name(database: &str) -> String {
+    name_with_suffix(database, "_sluice_previous")
+}
+
+/// Runs SQL through psql (`-X`, stop on the first error) on `database`,
+/// returning its unaligned output.
+pub(crate) fn psql(target: &PgTarget, database: &str, sql: &str) -> Result<String, RestoreError> {
+    let mut argv = vec![
+        "psql".to_owned(),
+        "-X".to_owned(),
+        "-q".to_owned(),
+        "-At".to_owned(),
+    ];
+    argv.extend(target.args());
+    argv.extend([
+        "-v".to_owned(),
+        "ON_ERROR_STOP=1".to_owned(),
+        "--no-password".to_owned(),
+    ]);
+    argv.push(format!("--dbname={database}"));
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .envs(target.env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| RestoreError::Database {
+            target: target.display(),
+            reason: format!("could not start psql: {source}. Install the PostgreSQL client tools"),
+        })?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let written = stdin.write_all(sql.as_bytes());
+    drop(stdin);
+    let mut out = String::new();
+    let _ = child.stdout.take().expect("piped").read_to_string(&mut out);
+    let mut err = String::new();
+    let _ = child.stderr.take().expect("piped").read_to_string(&mut err);
+    let status = child.wait().map_err(|source| RestoreError::Database {
+        target: target.display(),
+        reason: source.to_string(),
+    })?;
+    if !status.success() || written.is_err() {
+        return Err(RestoreError::Database {
+            target: target.with_database(database).display(),
+            reason: err.trim().to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// Whether `target`'s database exists.
+pub(crate) fn exists(target: &PgTarget) -> Result<bool, RestoreError> {
+    let out = psql(
+        target,
+        MAINTENANCE_DB,
+        &format!(
+            "SELECT 1 FROM pg_database WHERE datname = {};",
+            literal(&target.database)
+        ),
+    )?;
+    Ok(out.trim() == "1")
+}
+
+/// A fresh database holding the restored data, not yet swapped in.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    target: PgTarget,
+    staging: String,
+    fed: command::Fed,
+}
+
+/// Creates the staging database (with the target's encoding and locale when
+/// the target exists) and feeds the verified stream to pg_restore or psql.
+pub(crate) fn load(
+    reader: &mut dyn Read,
+    target: &PgTarget,
+    format: &str,
+    id: &str,
+    options: &Options,
+    cancel: &Cancel,
+) -> Result<Loaded, RestoreError> {
+    let staging = staging_name(&target.database, id);
+    let like = if exists(target)? {
+        let row = psql(
+            target,
+            MAINTENANCE_DB,
+            &format!(
+                "SELECT pg_encoding_to_char(encoding) || '|' || datcollate || '|' || datctype FROM pg_database WHERE datname = {};",
+                literal(&target.database)
+            ),
+        )?;
+        let parts: Vec<&str> = row.trim().split('|').collect();
+        match parts.as_slice() {
+            [encoding, collate, ctype] => format!(
+                " ENCODING {} LC_COLLATE {} LC_CTYPE {}",
+                literal(encoding),
+                literal(collate),
+                literal(ctype)
+            ),
+            _ => String::new(),
+        }
+    } else {
+        String::new()
+    };
+    psql(
+        target,
+        MAINTENANCE_DB,
+        &format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE);\nCREATE DATABASE {} TEMPLATE template0{like};",
+            ident(&staging),
+            ident(&staging)
+        ),
+    )?;
+    let mut argv: Vec<String> = match format {
+        "sql" => vec![
+            "psql".into(),
+            "-X".into(),
+            "-q".into(),
+            "-v".into(),
+            "ON_ERROR_STOP=1".into(),
+            "--no-password".into(),
+        ],
+        _ => {
+            let mut argv: Vec<String> = vec![
+                "pg_restore".into(),
+                "--exit-on-error".into(),
+                "--no-password".into(),
+            ];
+            if options.no_owner {
+                argv.push("--no-owner".into());
+            }
+            if options.no_privileges {
+                argv.push("--no-privileges".into());
+            }
+            argv
+        }
+    };
+    argv.extend(target.args());
+    argv.push(format!("--dbname={staging}"));
+    match command::feed_with_env(reader, &argv, &target.env(), cancel) {
+        Ok(fed) => Ok(Loaded {
+            target: target.clone(),
+            staging,
+            fed,
+        }),
+        Err(e) => {
+            drop_database(target, &staging);
+            Err(e)
+        }
+    }
+}
+
+/// How a PostgreSQL restore treats ownership and the replaced database.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// `pg_restore --no-owner`: objects belong to the restoring role.
+    pub no_owner: bool,
+    /// `pg_restore --no-privileges`: no GRANTs from the source.
+    pub no_privileges: bool,
+    /// Drop the replaced database after a successful swap.
+    pub drop_old: bool,
+}
+
+fn drop_database(target: &PgTarget, name: &str) {
+    if let Err(e) = psql(
+        target,
+        MAINTENANCE_DB,
+        &format!("DROP DATABASE IF EXISTS {} WITH (FORCE);", ident(name)),
+    ) {
+        tracing::warn!("could not drop `{name}`: {e}");
+    }
+}
+
+impl Loaded {
+    /// Lets pg_restore finish, then swaps the staging database in.
+    pub(crate) fn commit(self, options: &Options) -> Result<(), RestoreError> {
+        if let Err(e) = self.fed.commit() {
+            drop_database(&self.target, &self.staging);
+            return Err(e);
+        }
+        let target = &self.target;
+        let db = &target.database;
+        let previous = previous_name(db);
+        let had_target = exists(target)?;
+        let mut sql = String::from("\\set ON_ERROR_STOP 1\n");
+        if had_target {
+            sql.push_str(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE);\n",
+                ident(&previous)
+            ));
+            sql.push_str(&format!(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = {} AND pid <> pg_backend_pid();\n",
+                literal(db)
+            ));
+            sql.push_str(&format!(
+                "ALTER DATABASE {} RENAME TO {};\n",
+                ident(db),
+                ident(&previous)
+            ));
+        }
+        sql.push_str(&format!(
+            "ALTER DATABASE {} RENAME TO {};\n",
+            ident(&self.staging),
+            ident(db)
+        ));
+        if had_target {
+            sql.push_str(&reapply_sql(db, &previous));
+        }
+        psql(target, MAINTENANCE_DB, &sql).inspect_err(|_| drop_database(target, &self.staging))?;
+        if had_target {
+            if options.drop_old {
+                drop_database(target, &previous);
+            } else {
+                tracing::info!(
+                    "the replaced database is kept as `{previous}` until the next restore (or pass --drop-old)"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills pg_restore and drops the staging database.
+    pub(crate) fn discard(self) {
+        self.fed.discard();
+        drop_database(&self.target, &self.staging);
+    }
+}
+
+/// psql `\gexec` queries that give `db` the owner, per-role settings and
+/// grants `previous` had.
+fn reapply_sql(db: &str, previous: &str) -> String {
+    let (db, previous) = (literal(db), literal(previous));
+    format!(
+        r#"SELECT format('ALTER DATABASE %I OWNER TO %I', {db}, pg_get_userbyid(datdba)) FROM pg_database WHERE datname = {previous} \gexec
+SELECT format('ALTER DATABASE %I %sSET %I TO %L', {db},
+              CASE WHEN s.setrole = 0 THEN '' ELSE format('IN ROLE %I ', pg_get_userbyid(s.setrole)) END,
+              split_part(c, '=', 1), substr(c, strpos(c, '=') + 1))
+  FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase, unnest(s.setconfig) AS c
+ WHERE d.datname = {previous} \gexec
+SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', {db}) FROM pg_database WHERE datname = {previous} AND datacl IS NOT NULL \gexec
+SELECT format('GRANT %s ON DATABASE %I TO %s%s', a.privilege_type, {db},
+              CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+              CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+  FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = {previous} \gexec
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_postgres_limit() {
+        let long = "x".repeat(80);
+        assert!(staging_name(&long, "20261122T010000Z-3fa9").len() <= MAX_NAME);
+        assert_eq!(
+            staging_name("app", "20261122T010000Z-3fa9"),
+            "app_sluice_20261122t010000z-3fa9"
+        );
+        assert_eq!(previous_name("app"), "app_sluice_previous");
+        assert!(previous_name(&"é".repeat(40)).len() <= MAX_NAME);
+    }
+
+    #[test]
+    fn identifiers_and_literals_are_quoted() {
+        assert_eq!(ident("My \"DB\""), "\"My \"\"DB\"\"\"");
+        assert_eq!(literal("it's"), "'it''s'");
+    }
+}
