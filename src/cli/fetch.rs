@@ -13,13 +13,16 @@ use sluice::{
 
 use super::{Context, IdentityArgs};
 
-/// Write one object's plaintext to a file or stdout: the dump exactly as the
-/// source produced it (a tar, a pg_dump archive, …).
+/// Write one object's plaintext to a file or stdout (the dump exactly as the
+/// source produced it: a tar, a pg_dump archive, …), or load it into a
+/// local database or directory with --into.
 ///
 /// With -o, the file appears only after the whole stream verified. On stdout
 /// bytes flow as they are decoded and a non-zero exit means the stream was
-/// incomplete; prefer `sluice restore` for anything that applies data.
-/// Reads only; takes no lock.
+/// incomplete. --into takes the same never-half-applied path as `restore`
+/// (without a safety backup: fetch never writes to the store), e.g.
+///   sluice fetch prod --source db --into postgres://localhost/app_dev --yes
+/// Reads only from the store; takes no lock.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// SET@ID, SET@latest or SET (the latest)
@@ -30,8 +33,16 @@ pub struct Args {
     source: Option<String>,
 
     /// Write to this new file (mode 0600) instead of stdout
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", conflicts_with = "into")]
     output: Option<PathBuf>,
+
+    /// Load it into this instead: a database (postgres://…/DB, mysql://…/DB, or a name) or a directory, created if missing; replaced only with --yes
+    #[arg(long, value_name = "TARGET")]
+    into: Option<PathBuf>,
+
+    /// With --into: replace an existing target without asking
+    #[arg(short, long, requires = "into")]
+    yes: bool,
 
     #[command(flatten)]
     identity: IdentityArgs,
@@ -68,6 +79,31 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             return Err(sluice::Error::from(error).into());
         }
     };
+    if let Some(into) = &args.into {
+        let steps = restore::plan(&manifest, &plan, Some(&object.source), Some(into))
+            .map_err(sluice::Error::from)?;
+        let step = &steps[0];
+        if !args.yes && step.is_destructive().map_err(sluice::Error::from)? {
+            super::restore::confirm(step)?;
+        }
+        let settings = restore::Settings {
+            parallel_parts: plan.store.parallel_parts,
+            postgres: restore::postgres::Options {
+                no_owner: true,
+                no_privileges: true,
+                drop_old: false,
+            },
+        };
+        restore::run_step(store, &manifest, step, identities, &settings, cancel).await?;
+        tracing::info!(
+            "loaded {} of {}@{} into {}",
+            object.source,
+            manifest.set,
+            manifest.id,
+            step.target
+        );
+        return Ok(());
+    }
     let target = match args.output {
         Some(path) => Target::File(path),
         None if std::io::stdout().is_terminal() => {

@@ -253,3 +253,39 @@ fn a_failing_pg_dump_leaves_no_backup_and_shows_its_message() {
     }
     assert!(w.listed_ids("pg").is_empty());
 }
+
+#[test]
+fn a_developer_fetches_into_a_local_database() {
+    let w = World::new();
+    let source = PgDb::create("pg fetch source");
+    fill(&source.name);
+    config(&w, &source.name, "custom");
+    w.sluice().args(["backup", "pg"]).assert().success();
+    let dev = PgDb::create("pg fetch dev");
+    psql("postgres", &format!("DROP DATABASE \"{}\"", dev.name));
+    let url = format!("postgres://postgres@127.0.0.1/{}", dev.name);
+
+    w.sluice()
+        .args(["fetch", "pg", "-i", "key.txt", "--into", &url])
+        .assert()
+        .success();
+    assert_eq!(pg_checksums(&dev.name), pg_checksums(&source.name));
+
+    let again = w
+        .sluice()
+        .args(["fetch", "pg", "-i", "key.txt", "--into", &url])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2), "replacing needs --yes");
+    w.sluice()
+        .args(["fetch", "pg", "-i", "key.txt", "--into", &url, "--yes"])
+        .assert()
+        .success();
+    assert_eq!(pg_checksums(&dev.name), pg_checksums(&source.name));
+    let store_files = walkdir::WalkDir::new(w.path("store"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .count();
+    assert_eq!(store_files, 2, "fetch wrote to the store");
+}
