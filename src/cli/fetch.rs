@@ -92,6 +92,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
                 no_owner: true,
                 no_privileges: true,
                 drop_old: false,
+                in_place: false,
             },
         };
         restore::run_step(store, &manifest, step, identities, &settings, cancel).await?;

@@ -59,6 +59,10 @@ pub struct Args {
     #[arg(long)]
     no_privileges: bool,
 
+    /// PostgreSQL: restore into the existing database with pg_restore --clean --if-exists --single-transaction instead of swapping in a new one (for those who cannot rename databases)
+    #[arg(long, conflicts_with = "drop_old")]
+    in_place: bool,
+
     /// PostgreSQL: drop the replaced database after the swap instead of keeping it as <db>_sluice_previous
     #[arg(long)]
     drop_old: bool,
@@ -101,6 +105,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             no_owner: args.no_owner,
             no_privileges: args.no_privileges,
             drop_old: args.drop_old,
+            in_place: args.in_place,
         },
     };
     for step in &steps {

@@ -113,7 +113,8 @@ pub(crate) fn exists(target: &PgTarget) -> Result<bool, RestoreError> {
 #[derive(Debug)]
 pub(crate) struct Loaded {
     target: PgTarget,
-    staging: String,
+    /// The database restored into; `None` for `--in-place`.
+    staging: Option<String>,
     fed: command::Fed,
 }
 
@@ -127,6 +128,9 @@ pub(crate) fn load(
     options: &Options,
     cancel: &Cancel,
 ) -> Result<Loaded, RestoreError> {
+    if options.in_place && exists(target)? {
+        return load_in_place(reader, target, format, options, cancel);
+    }
     let staging = staging_name(&target.database, id);
     let like = if exists(target)? {
         let row = psql(
@@ -188,7 +192,7 @@ pub(crate) fn load(
     match command::feed_with_env(reader, &argv, &target.env(), cancel) {
         Ok(fed) => Ok(Loaded {
             target: target.clone(),
-            staging,
+            staging: Some(staging),
             fed,
         }),
         Err(e) => {
@@ -196,6 +200,49 @@ pub(crate) fn load(
             Err(e)
         }
     }
+}
+
+/// `--in-place`: pg_restore `--clean --if-exists --single-transaction`
+/// straight into the target, for those who cannot rename databases. The
+/// transaction commits only when pg_restore reads the end of a verified
+/// stream; killed before that, it rolls back.
+fn load_in_place(
+    reader: &mut dyn Read,
+    target: &PgTarget,
+    format: &str,
+    options: &Options,
+    cancel: &Cancel,
+) -> Result<Loaded, RestoreError> {
+    if format == "sql" {
+        return Err(RestoreError::Database {
+            target: target.display(),
+            reason: "--in-place needs a custom-format backup (a plain SQL dump cannot drop what it replaces); restore without --in-place".to_owned(),
+        });
+    }
+    let mut argv: Vec<String> = [
+        "pg_restore",
+        "--exit-on-error",
+        "--no-password",
+        "--clean",
+        "--if-exists",
+        "--single-transaction",
+    ]
+    .map(str::to_owned)
+    .into();
+    if options.no_owner {
+        argv.push("--no-owner".into());
+    }
+    if options.no_privileges {
+        argv.push("--no-privileges".into());
+    }
+    argv.extend(target.args());
+    argv.push(format!("--dbname={}", target.database));
+    let fed = command::feed_with_env(reader, &argv, &target.env(), cancel)?;
+    Ok(Loaded {
+        target: target.clone(),
+        staging: None,
+        fed,
+    })
 }
 
 /// How a PostgreSQL restore treats ownership and the replaced database.
@@ -207,6 +254,9 @@ pub struct Options {
     pub no_privileges: bool,
     /// Drop the replaced database after a successful swap.
     pub drop_old: bool,
+    /// Restore into the existing database in one transaction instead of
+    /// swapping in a new one.
+    pub in_place: bool,
 }
 
 fn drop_database(target: &PgTarget, name: &str) {
@@ -222,8 +272,11 @@ fn drop_database(target: &PgTarget, name: &str) {
 impl Loaded {
     /// Lets pg_restore finish, then swaps the staging database in.
     pub(crate) fn commit(self, options: &Options) -> Result<(), RestoreError> {
+        let Some(staging) = self.staging else {
+            return self.fed.commit();
+        };
         if let Err(e) = self.fed.commit() {
-            drop_database(&self.target, &self.staging);
+            drop_database(&self.target, &staging);
             return Err(e);
         }
         let target = &self.target;
@@ -248,13 +301,13 @@ impl Loaded {
         }
         sql.push_str(&format!(
             "ALTER DATABASE {} RENAME TO {};\n",
-            ident(&self.staging),
+            ident(&staging),
             ident(db)
         ));
         if had_target {
             sql.push_str(&reapply_sql(db, &previous));
         }
-        psql(target, MAINTENANCE_DB, &sql).inspect_err(|_| drop_database(target, &self.staging))?;
+        psql(target, MAINTENANCE_DB, &sql).inspect_err(|_| drop_database(target, &staging))?;
         if had_target {
             if options.drop_old {
                 drop_database(target, &previous);
@@ -270,7 +323,9 @@ impl Loaded {
     /// Kills pg_restore and drops the staging database.
     pub(crate) fn discard(self) {
         self.fed.discard();
-        drop_database(&self.target, &self.staging);
+        if let Some(staging) = &self.staging {
+            drop_database(&self.target, staging);
+        }
     }
 }
 

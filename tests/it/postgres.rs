@@ -289,3 +289,72 @@ fn a_developer_fetches_into_a_local_database() {
         .count();
     assert_eq!(store_files, 2, "fetch wrote to the store");
 }
+
+#[test]
+fn in_place_restores_in_one_transaction_that_a_broken_backup_never_commits() {
+    let w = World::new();
+    let source = PgDb::create("pg in place source");
+    fill(&source.name);
+    config(&w, &source.name, "custom");
+    w.sluice().args(["backup", "pg"]).assert().success();
+    let target = PgDb::create("pg in place target");
+    psql(
+        &target.name,
+        "CREATE TABLE precious (v text); INSERT INTO precious VALUES ('keep me');",
+    );
+    let before = pg_checksums(&target.name);
+
+    let object = stored_object(&w);
+    let intact = fs::read(&object).unwrap();
+    let mut tampered = intact.clone();
+    let at = tampered.len() - 100;
+    tampered[at] ^= 1;
+    fs::write(&object, &tampered).unwrap();
+    let out = w
+        .sluice()
+        .args([
+            "restore",
+            "pg",
+            "--yes",
+            "--in-place",
+            "-i",
+            "key.txt",
+            "--into",
+            &target.name,
+        ])
+        .envs(PG_ENV)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(pg_checksums(&target.name), before);
+
+    fs::write(&object, &intact).unwrap();
+    w.sluice()
+        .args([
+            "restore",
+            "pg",
+            "--yes",
+            "--in-place",
+            "-i",
+            "key.txt",
+            "--into",
+            &target.name,
+        ])
+        .envs(PG_ENV)
+        .assert()
+        .success();
+    let mut expected = pg_checksums(&source.name);
+    expected.push(before[0].clone());
+    expected.sort();
+    let mut actual = pg_checksums(&target.name);
+    actual.sort();
+    assert_eq!(
+        actual, expected,
+        "in place keeps unrelated tables and replaces the backup's"
+    );
+    assert_eq!(
+        target.related(),
+        std::slice::from_ref(&target.name),
+        "in place makes no other database"
+    );
+}
