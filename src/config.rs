@@ -125,6 +125,10 @@ pub struct KeysConfig {
     /// Public keys that open full copies.
     #[serde(default, deserialize_with = "env_strings")]
     pub recipients: Vec<String>,
+    /// Public keys that open anonymized copies (developers' keys); they
+    /// never open full copies.
+    #[serde(default, deserialize_with = "env_strings")]
+    pub anonymized_recipients: Vec<String>,
 }
 
 /// `[compression]`: zstd settings.
@@ -221,7 +225,15 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(path, &text)
+        let mut config = Self::parse(path, &text)?;
+        // Rules files named relative to the config live beside it.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for set in config.sets.values_mut() {
+            for source in &mut set.sources {
+                source.resolve_paths(base);
+            }
+        }
+        Ok(config)
     }
 
     /// Parses config text; `path` names it in errors.
@@ -451,6 +463,11 @@ pub(crate) fn env_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Er
 /// Deserializes an optional string with `${VAR}` interpolation.
 pub(crate) fn env_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     env_string(d).map(Some)
+}
+
+/// Deserializes an optional path with `${VAR}` interpolation.
+pub(crate) fn env_opt_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    env_string(d).map(|s| Some(PathBuf::from(s)))
 }
 
 /// Deserializes a list of strings with `${VAR}` interpolation.

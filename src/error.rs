@@ -33,6 +33,16 @@ pub enum Error {
     /// The anonymizer refused its input or its rules.
     #[error(transparent)]
     Anonymize(#[from] anonymize::Error),
+    /// A backup committed its full copies, but an anonymized copy failed.
+    #[error(
+        "backup `{backup}` is committed with its full copies, but not every anonymized copy:\n{failures}"
+    )]
+    AnonymizedCopies {
+        /// `SET@ID`.
+        backup: String,
+        /// One line per failed copy.
+        failures: String,
+    },
     /// The run was stopped by a signal (Ctrl-C, SIGTERM) and cleaned up.
     #[error("interrupted: the run was stopped before it finished and nothing was committed")]
     Interrupted,

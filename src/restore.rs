@@ -205,10 +205,14 @@ pub fn plan(
     set: &SetPlan,
     only: Option<&str>,
     into: Option<&Path>,
+    anonymized: bool,
 ) -> Result<Vec<Step>, RestoreError> {
     let backup = format!("{}@{}", manifest.set, manifest.id);
-    let mut objects: Vec<&ObjectRecord> =
-        manifest.objects.iter().filter(|o| !o.anonymized).collect();
+    let mut objects: Vec<&ObjectRecord> = manifest
+        .objects
+        .iter()
+        .filter(|o| o.anonymized == anonymized)
+        .collect();
     if let Some(name) = only {
         objects.retain(|o| o.source == name);
         if objects.is_empty() {

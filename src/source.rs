@@ -79,6 +79,29 @@ impl Source {
         }
     }
 
+    /// The anonymization rules file, for sources that write an anonymized copy.
+    pub fn anonymize_rules(&self) -> Option<&std::path::Path> {
+        match self {
+            Source::Postgres(s) => s.anonymize.as_deref(),
+            Source::Mysql(s) => s.anonymize.as_deref(),
+            Source::Command(_) | Source::Files(_) => None,
+        }
+    }
+
+    /// Makes relative paths in the source's settings relative to `base`.
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        let rules = match self {
+            Source::Postgres(s) => &mut s.anonymize,
+            Source::Mysql(s) => &mut s.anonymize,
+            Source::Command(_) | Source::Files(_) => return,
+        };
+        if let Some(path) = rules
+            && path.is_relative()
+        {
+            *path = base.join(&*path);
+        }
+    }
+
     /// Parses `NAME=KIND:ARG`: `db=command:pg_dumpall -U postgres`
     /// (ARG split by shell-word rules; no shell runs) or `media=files:/srv/media`.
     pub fn from_flag(flag: &str) -> Result<Self, String> {
@@ -202,6 +225,9 @@ pub enum SourceError {
         /// What is wrong.
         reason: String,
     },
+    /// The anonymized copy was refused or failed.
+    #[error(transparent)]
+    Anonymize(#[from] crate::anonymize::Error),
     /// pg_dump is older than the server.
     #[error(
         "pg_dump is older than the server ({detail}); install the client tools of the server's major version (e.g. postgresql-client-17) and put them first on PATH"

@@ -4,7 +4,7 @@ use std::{io::IsTerminal, path::PathBuf, sync::Arc};
 
 use sluice::{
     Cancel,
-    catalog::{self, Selector},
+    catalog::{self, CatalogError, ObjectRecord, Selector, Which},
     config::Overrides,
     keys::Identities,
     restore::{self, RestoreError, Step, Target},
@@ -32,6 +32,11 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     source: Option<String>,
 
+    /// Take the anonymized, dev-safe copy (opened by a developer's key); with
+    /// SET or SET@latest, from the newest backup that has one
+    #[arg(long)]
+    anonymized: bool,
+
     /// Write to this new file (mode 0600) instead of stdout
     #[arg(short, long, value_name = "FILE", conflicts_with = "into")]
     output: Option<PathBuf>,
@@ -53,14 +58,35 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     let store = store::open(&plan.store.url).map_err(sluice::Error::from)?;
     let identities =
         Arc::new(Identities::load(&args.identity.identities).map_err(sluice::Error::from)?);
-    let manifest = catalog::find(store.as_ref(), &args.backup)
-        .await
-        .map_err(sluice::Error::from)?;
-    let candidates: Vec<_> = manifest
-        .objects
-        .iter()
-        .filter(|o| !o.anonymized && args.source.as_ref().is_none_or(|s| &o.source == s))
-        .collect();
+    let wanted = |o: &ObjectRecord| {
+        o.anonymized == args.anonymized && args.source.as_ref().is_none_or(|s| &o.source == s)
+    };
+    let manifest = if args.anonymized && args.backup.which == Which::Latest {
+        // A night whose anonymized copy failed does not stop developers: take
+        // the newest backup that has one, and say how old it is.
+        let m = catalog::latest_where(store.as_ref(), &args.backup.set, |m| m.objects.iter().any(wanted))
+            .await
+            .map_err(|e| match e {
+                CatalogError::NoBackups { set } => anyhow::anyhow!(
+                    "set `{set}` has no backup with an anonymized copy{}; check the source's `anonymize` rules and the backup logs",
+                    args.source.as_deref().map(|s| format!(" of `{s}`")).unwrap_or_default()
+                ),
+                e => sluice::Error::from(e).into(),
+            })?;
+        let age = jiff::Timestamp::now().duration_since(m.finished_at);
+        tracing::info!(
+            "using {}@{}, the newest backup with an anonymized copy, finished {:.0} hours ago",
+            m.set,
+            m.id,
+            age.as_secs_f64() / 3600.0
+        );
+        m
+    } else {
+        catalog::find(store.as_ref(), &args.backup)
+            .await
+            .map_err(sluice::Error::from)?
+    };
+    let candidates: Vec<_> = manifest.objects.iter().filter(|o| wanted(o)).collect();
     let object = match candidates.as_slice() {
         [one] => (*one).clone(),
         [] | [_, _, ..] => {
@@ -80,8 +106,14 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
         }
     };
     if let Some(into) = &args.into {
-        let steps = restore::plan(&manifest, &plan, Some(&object.source), Some(into))
-            .map_err(sluice::Error::from)?;
+        let steps = restore::plan(
+            &manifest,
+            &plan,
+            Some(&object.source),
+            Some(into),
+            args.anonymized,
+        )
+        .map_err(sluice::Error::from)?;
         let step = &steps[0];
         if !args.yes && step.is_destructive().map_err(sluice::Error::from)? {
             super::restore::confirm(step)?;

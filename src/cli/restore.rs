@@ -90,6 +90,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
         &plan,
         args.source.as_deref(),
         args.into.as_deref(),
+        false,
     )
     .map_err(sluice::Error::from)?;
     if !args.yes {

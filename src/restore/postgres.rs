@@ -164,7 +164,7 @@ pub(crate) fn load(
         ),
     )?;
     let mut argv: Vec<String> = match format {
-        "sql" => vec![
+        "sql" | "anon.sql" => vec![
             "psql".into(),
             "-X".into(),
             "-q".into(),
@@ -213,7 +213,7 @@ fn load_in_place(
     options: &Options,
     cancel: &Cancel,
 ) -> Result<Loaded, RestoreError> {
-    if format == "sql" {
+    if format.ends_with("sql") {
         return Err(RestoreError::Database {
             target: target.display(),
             reason: "--in-place needs a custom-format backup (a plain SQL dump cannot drop what it replaces); restore without --in-place".to_owned(),

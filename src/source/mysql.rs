@@ -41,6 +41,11 @@ pub struct MysqlSource {
     /// The database.
     #[serde(default, deserialize_with = "crate::config::env_opt_string")]
     pub database: Option<String>,
+    /// A rules file: also write `<name>.anon.sql.zst.age`, an anonymized
+    /// copy from the same dump, encrypted to `anonymized-recipients` only.
+    /// A relative path is relative to the config file.
+    #[serde(default, deserialize_with = "crate::config::env_opt_path")]
+    pub anonymize: Option<std::path::PathBuf>,
     /// `mariadb` (mariadb-dump and mariadb) or `mysql` (mysqldump and
     /// mysql); by default whichever is installed, MariaDB's first.
     #[serde(default)]
@@ -200,6 +205,7 @@ impl MysqlSource {
             user: None,
             database: Some(database.to_owned()),
             tools: None,
+            anonymize: None,
         }
     }
 
@@ -218,6 +224,7 @@ impl MysqlSource {
             user: target.user.clone(),
             database: Some(target.database.clone()),
             tools: Some(tools),
+            anonymize: None,
         }
     }
 

@@ -48,6 +48,11 @@ pub struct PostgresSource {
     /// `custom` (default; restored with pg_restore) or `plain` (SQL, psql).
     #[serde(default)]
     pub format: PgFormat,
+    /// A rules file: also write `<name>.anon.sql.zst.age`, an anonymized
+    /// copy from the same dump, encrypted to `anonymized-recipients` only.
+    /// A relative path is relative to the config file.
+    #[serde(default, deserialize_with = "crate::config::env_opt_path")]
+    pub anonymize: Option<std::path::PathBuf>,
     /// How long pg_dump waits for a table lock before failing the run, so a
     /// locked table never hangs a nightly backup (default `5min`).
     #[serde(default = "default_lock_wait")]
@@ -199,6 +204,7 @@ impl PostgresSource {
             user: None,
             database: Some(database.to_owned()),
             schemas: Vec::new(),
+            anonymize: None,
             exclude_tables: Vec::new(),
             format: PgFormat::default(),
             lock_wait_timeout: default_lock_wait(),

@@ -5,6 +5,7 @@
 mod anonymize_cli;
 mod anonymize_fixtures;
 mod anonymize_properties;
+mod anonymized_backup;
 mod cli_errors;
 mod command_round_trip;
 mod config_file;
