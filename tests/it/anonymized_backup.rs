@@ -225,3 +225,63 @@ fn a_new_column_without_a_rule_fails_only_the_anonymized_copy() {
             .contains("passport")
     );
 }
+
+#[test]
+fn a_mariadb_source_gets_an_anonymized_copy_too() {
+    use crate::support::db::{MyDb, mariadb};
+    let w = World::new();
+    let source = MyDb::create("anon mariadb source");
+    mariadb(
+        Some(&source.name),
+        "CREATE TABLE users (id INT PRIMARY KEY, email VARCHAR(255) UNIQUE NOT NULL, name VARCHAR(100));
+         INSERT INTO users SELECT seq, CONCAT('person', seq, '@corp.example'), CONCAT('Person Number', seq) FROM seq_1_to_30;",
+    );
+    setup(&w, "unused");
+    fs::write(
+        w.path("anonymize.toml"),
+        "\"*.users.id\" = \"keep\"\n\"*.users.email\" = \"email\"\n\"*.users.name\" = \"full-name\"\n",
+    )
+    .unwrap();
+    let config = fs::read_to_string(w.path("sluice.toml")).unwrap();
+    let config = config
+        .split("[[sets.prod.sources]]")
+        .next()
+        .unwrap()
+        .to_owned()
+        + &format!(
+            "[[sets.prod.sources]]\nname = \"shop\"\nkind = \"mysql\"\nurl = \"{}\"\nanonymize = \"anonymize.toml\"\n",
+            source.url()
+        );
+    fs::write(w.path("sluice.toml"), config).unwrap();
+    w.sluice()
+        .args(["backup", "prod"])
+        .env("SLUICE_ANON_SALT", SALT)
+        .assert()
+        .success();
+
+    let dev = MyDb::named("anon mariadb dev");
+    w.sluice()
+        .args([
+            "fetch",
+            "prod",
+            "--anonymized",
+            "-i",
+            "dev.txt",
+            "--into",
+            &dev.url(),
+        ])
+        .assert()
+        .success();
+    assert_eq!(
+        mariadb(Some(&dev.name), "SELECT COUNT(*) FROM users").trim(),
+        "30"
+    );
+    let emails = mariadb(
+        Some(&dev.name),
+        "SELECT GROUP_CONCAT(email, name) FROM users",
+    );
+    assert!(
+        !emails.contains("corp.example") && !emails.contains("Person Number"),
+        "{emails}"
+    );
+}
