@@ -16,6 +16,7 @@ use crate::{
     config::{ConfigError, SetPlan},
     keys::Recipients,
     pipeline::{self, PipelineError, Tee, UploadSettings, Uploaded, side_branch},
+    source::{PostgresSource, Source},
     store,
 };
 
@@ -74,6 +75,13 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
     let mut objects = Vec::with_capacity(sources.len());
     let mut anonymized_failures = Vec::new();
     for source in sources {
+        if let Source::Postgres(pg) = source
+            && pg.globals
+        {
+            objects.push(
+                store_globals(store.as_ref(), set, &id, pg, &recipients, &settings, cancel).await?,
+            );
+        }
         let name = source.object_name();
         let key = catalog::object_key(&set.name, &id, &name);
         let started = std::time::Instant::now();
@@ -227,4 +235,51 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
         });
     }
     Ok(manifest)
+}
+
+/// Stores a PostgreSQL source's roles and tablespaces
+/// (`<name>.globals.sql.zst.age`, format `globals.sql`).
+async fn store_globals(
+    store: &dyn store::Store,
+    set: &SetPlan,
+    id: &BackupId,
+    source: &PostgresSource,
+    recipients: &Recipients,
+    settings: &UploadSettings,
+    cancel: &Cancel,
+) -> Result<ObjectRecord, Error> {
+    let name = format!("{}.globals.sql.zst.age", source.name);
+    let key = catalog::object_key(&set.name, id, &name);
+    let produce = {
+        let (source, cancel) = (source.clone(), cancel.clone());
+        move |out: &mut dyn Write| source.dump_globals(out, &cancel)
+    };
+    let stored = pipeline::upload(
+        store,
+        &key,
+        recipients.encryptor()?,
+        settings,
+        cancel,
+        produce,
+    )
+    .await
+    .map_err(|e| match e {
+        PipelineError::Interrupted => Error::Interrupted,
+        e => e.into(),
+    })?;
+    Ok(ObjectRecord {
+        source: source.name.clone(),
+        source_kind: "postgres".to_owned(),
+        format: "globals.sql".to_owned(),
+        name,
+        compression_level: settings.compression.level,
+        anonymized: false,
+        anonymized_copy_failed: None,
+        recipients: recipients.fingerprints().to_vec(),
+        plaintext_size: stored.plaintext_size,
+        stored_size: stored.stored_size,
+        part_size: settings.part_size,
+        sha256: stored.sha256,
+        parts: stored.parts,
+    })
 }

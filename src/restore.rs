@@ -56,6 +56,8 @@ pub enum Target {
     Stdout,
     /// A PostgreSQL database, replaced by a rename swap.
     Postgres(PgTarget),
+    /// A PostgreSQL server's roles: missing ones are created.
+    PostgresGlobals(PgTarget),
     /// A MariaDB/MySQL database, applied after a verification pass.
     Mysql(MysqlTarget, MysqlTools),
     /// Nowhere: the stream is only verified.
@@ -69,6 +71,9 @@ impl std::fmt::Display for Target {
             Target::Command(argv) => write!(f, "`{}`", shell_words::join(argv)),
             Target::Stdout => f.write_str("stdout"),
             Target::Postgres(t) => f.write_str(&t.display()),
+            Target::PostgresGlobals(t) => {
+                write!(f, "the roles of {}", t.with_database("").display())
+            }
             Target::Mysql(t, _) => f.write_str(&t.display()),
             Target::Verify => f.write_str("verification only"),
         }
@@ -93,7 +98,7 @@ impl Step {
             Target::Command(_) => true,
             Target::Postgres(t) => postgres::exists(t)?,
             Target::Mysql(t, tools) => mysql::exists(t, *tools)?,
-            Target::File(_) | Target::Stdout | Target::Verify => false,
+            Target::File(_) | Target::Stdout | Target::Verify | Target::PostgresGlobals(_) => false,
         })
     }
 
@@ -197,6 +202,9 @@ pub enum RestoreError {
     },
 }
 
+/// The format of a PostgreSQL source's roles and tablespaces object.
+pub const GLOBALS_FORMAT: &str = "globals.sql";
+
 /// Decides where each object of `manifest` goes: every object (in the set's
 /// configured source order, then the manifest's), or the one `--source`
 /// names; `into` overrides the target of a single `files` object.
@@ -228,14 +236,19 @@ pub fn plan(
             });
         }
     }
+    // Config order; a source's roles (globals) before its database.
     let position = |o: &&ObjectRecord| {
-        set.sources
+        let index = set
+            .sources
             .iter()
             .position(|s| s.name() == o.source)
-            .unwrap_or(usize::MAX)
+            .unwrap_or(usize::MAX);
+        (index, o.format != GLOBALS_FORMAT)
     };
     objects.sort_by_key(position);
-    if into.is_some() && objects.len() > 1 {
+    let mut sources: Vec<&str> = objects.iter().map(|o| o.source.as_str()).collect();
+    sources.dedup();
+    if into.is_some() && sources.len() > 1 {
         return Err(RestoreError::NoTarget {
             name: objects
                 .iter()
@@ -274,6 +287,17 @@ fn target_for(
     configured: Option<&Source>,
     into: Option<&Path>,
 ) -> Result<Target, RestoreError> {
+    if object.format == GLOBALS_FORMAT {
+        // The roles go to the server the database goes to.
+        let database = ObjectRecord {
+            format: "pgdump".to_owned(),
+            ..object.clone()
+        };
+        return target_for(&database, configured, into).map(|target| match target {
+            Target::Postgres(server) => Target::PostgresGlobals(server),
+            other => other,
+        });
+    }
     let no_target = |hint: &str| RestoreError::NoTarget {
         name: object.source.clone(),
         hint: hint.to_owned(),
@@ -498,6 +522,7 @@ enum Pending {
     Staged(files::Staged),
     Fed(command::Fed),
     Postgres(postgres::Loaded),
+    Globals(postgres::Globals),
     File { partial: PathBuf, path: PathBuf },
     Done,
 }
@@ -507,6 +532,7 @@ impl Pending {
         match self {
             Pending::Staged(staged) => staged.commit(id),
             Pending::Postgres(loaded) => loaded.commit(pg_options),
+            Pending::Globals(globals) => globals.apply(),
             Pending::Fed(fed) => fed.commit(),
             Pending::File { partial, path } => {
                 fs::rename(&partial, &path).map_err(|source| RestoreError::Io {
@@ -524,6 +550,7 @@ impl Pending {
             Pending::Staged(staged) => staged.discard(),
             Pending::Fed(fed) => fed.discard(),
             Pending::Postgres(loaded) => loaded.discard(),
+            Pending::Globals(_) => {}
             Pending::File { partial, .. } => {
                 let _ = fs::remove_file(partial);
             }
@@ -555,6 +582,7 @@ fn receive(
             postgres::load(&mut reader, t, format, id, pg_options, cancel).map(Pending::Postgres)
         }
         Target::Mysql(t, tools) => mysql::apply(&mut reader, t, *tools, cancel).map(Pending::Fed),
+        Target::PostgresGlobals(t) => postgres::read_globals(&mut reader, t).map(Pending::Globals),
         Target::Verify => io::copy(&mut reader, &mut io::sink())
             .map(|_| Pending::Done)
             .map_err(|source| RestoreError::Archive { source }),

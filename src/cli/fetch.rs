@@ -58,8 +58,11 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     let store = store::open(&plan.store.url).map_err(sluice::Error::from)?;
     let identities =
         Arc::new(Identities::load(&args.identity.identities).map_err(sluice::Error::from)?);
+    // fetch takes data, never a server's roles.
     let wanted = |o: &ObjectRecord| {
-        o.anonymized == args.anonymized && args.source.as_ref().is_none_or(|s| &o.source == s)
+        o.anonymized == args.anonymized
+            && o.format != restore::GLOBALS_FORMAT
+            && args.source.as_ref().is_none_or(|s| &o.source == s)
     };
     let manifest = if args.anonymized && args.backup.which == Which::Latest {
         // A night whose anonymized copy failed does not stop developers: take
@@ -114,7 +117,10 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             args.anonymized,
         )
         .map_err(sluice::Error::from)?;
-        let step = &steps[0];
+        let step = steps
+            .iter()
+            .find(|s| s.object.name == object.name)
+            .expect("the plan holds the chosen object");
         if !args.yes && step.is_destructive().map_err(sluice::Error::from)? {
             super::restore::confirm(step)?;
         }

@@ -245,6 +245,105 @@ fn load_in_place(
     })
 }
 
+/// The largest globals dump applied (roles and tablespaces are small).
+const MAX_GLOBALS: u64 = 64 << 20;
+
+/// A verified `pg_dumpall --globals-only` script, waiting to be applied.
+#[derive(Debug)]
+pub(crate) struct Globals {
+    target: PgTarget,
+    sql: String,
+}
+
+/// Reads a globals script to its verified end.
+pub(crate) fn read_globals(
+    reader: &mut dyn Read,
+    target: &PgTarget,
+) -> Result<Globals, RestoreError> {
+    let mut sql = String::new();
+    reader
+        .take(MAX_GLOBALS + 1)
+        .read_to_string(&mut sql)
+        .map_err(|source| RestoreError::Archive { source })?;
+    if sql.len() as u64 > MAX_GLOBALS {
+        return Err(RestoreError::Database {
+            target: target.display(),
+            reason:
+                "the roles and tablespaces script is larger than 64 MiB; apply it by hand with psql"
+                    .to_owned(),
+        });
+    }
+    let mut rest = [0u8; 1];
+    reader
+        .read(&mut rest)
+        .map_err(|source| RestoreError::Archive { source })?;
+    Ok(Globals {
+        target: target.clone(),
+        sql,
+    })
+}
+
+impl Globals {
+    /// Creates the roles (and tablespaces) that do not exist yet; roles that
+    /// exist are left exactly as they are (no password or attribute change).
+    pub(crate) fn apply(self) -> Result<(), RestoreError> {
+        let existing: std::collections::HashSet<String> = psql(
+            &self.target,
+            MAINTENANCE_DB,
+            "SELECT rolname FROM pg_roles;",
+        )?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+        let script = skip_existing_roles(&self.sql, &existing);
+        psql(&self.target, MAINTENANCE_DB, &script)?;
+        Ok(())
+    }
+}
+
+/// Comments out `CREATE ROLE` and `ALTER ROLE` lines for roles in `existing`.
+fn skip_existing_roles(sql: &str, existing: &std::collections::HashSet<String>) -> String {
+    let mut out = String::with_capacity(sql.len());
+    for line in sql.lines() {
+        match role_of(line) {
+            Some(role) if existing.contains(&role) => {
+                out.push_str("-- sluice: role exists, left as it is: ");
+            }
+            _ => {}
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The role a `CREATE ROLE name…` or `ALTER ROLE name…` line is about.
+fn role_of(line: &str) -> Option<String> {
+    let rest = line
+        .strip_prefix("CREATE ROLE ")
+        .or_else(|| line.strip_prefix("ALTER ROLE "))?;
+    if let Some(quoted) = rest.strip_prefix('"') {
+        let mut name = String::new();
+        let mut chars = quoted.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                    name.push('"');
+                } else {
+                    return Some(name);
+                }
+            } else {
+                name.push(c);
+            }
+        }
+        None
+    } else {
+        let end = rest.find([' ', ';']).unwrap_or(rest.len());
+        Some(rest[..end].to_owned())
+    }
+}
+
 /// How a PostgreSQL restore treats ownership and the replaced database.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Options {
@@ -363,6 +462,21 @@ mod tests {
         );
         assert_eq!(previous_name("app"), "app_sluice_previous");
         assert!(previous_name(&"é".repeat(40)).len() <= MAX_NAME);
+    }
+
+    #[test]
+    fn existing_roles_are_left_alone() {
+        let sql = "CREATE ROLE app;\nALTER ROLE app WITH LOGIN PASSWORD 'x';\nCREATE ROLE \"New \"\"Role\"\"\";\nALTER ROLE \"New \"\"Role\"\"\" WITH NOLOGIN;\nGRANT app TO reporting;\n";
+        let existing = ["app".to_owned()].into_iter().collect();
+        let out = skip_existing_roles(sql, &existing);
+        assert!(out.contains("-- sluice: role exists, left as it is: CREATE ROLE app;"));
+        assert!(out.contains("-- sluice: role exists, left as it is: ALTER ROLE app WITH"));
+        assert!(out.contains("\nCREATE ROLE \"New \"\"Role\"\"\";"));
+        assert!(out.contains("\nGRANT app TO reporting;"));
+        assert_eq!(
+            role_of("CREATE ROLE \"New \"\"Role\"\"\";"),
+            Some("New \"Role\"".to_owned())
+        );
     }
 
     #[test]

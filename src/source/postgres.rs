@@ -53,6 +53,15 @@ pub struct PostgresSource {
     /// A relative path is relative to the config file.
     #[serde(default, deserialize_with = "crate::config::env_opt_path")]
     pub anonymize: Option<std::path::PathBuf>,
+    /// Also store the cluster's roles and tablespaces (`pg_dumpall
+    /// --globals-only`) as `<name>.globals.sql.zst.age`; restore creates the
+    /// roles that do not exist yet and leaves existing ones alone.
+    #[serde(default)]
+    pub globals: bool,
+    /// With `globals`: leave role passwords out (`--no-role-passwords`),
+    /// for managed servers that do not let anyone read them.
+    #[serde(default)]
+    pub no_role_passwords: bool,
     /// How long pg_dump waits for a table lock before failing the run, so a
     /// locked table never hangs a nightly backup (default `5min`).
     #[serde(default = "default_lock_wait")]
@@ -205,6 +214,8 @@ impl PostgresSource {
             database: Some(database.to_owned()),
             schemas: Vec::new(),
             anonymize: None,
+            globals: false,
+            no_role_passwords: false,
             exclude_tables: Vec::new(),
             format: PgFormat::default(),
             lock_wait_timeout: default_lock_wait(),
@@ -217,6 +228,35 @@ impl PostgresSource {
             PgFormat::Custom => "pgdump",
             PgFormat::Plain => "sql",
         }
+    }
+
+    /// Runs `pg_dumpall --globals-only` (roles and tablespaces) and copies
+    /// its SQL to `out`.
+    pub fn dump_globals(&self, out: &mut dyn Write, cancel: &Cancel) -> Result<(), SourceError> {
+        let target = self.target().map_err(|reason| SourceError::Config {
+            source_name: self.name.clone(),
+            reason,
+        })?;
+        let mut argv = vec![
+            "pg_dumpall".to_owned(),
+            "--globals-only".to_owned(),
+            "--no-password".to_owned(),
+        ];
+        if self.no_role_passwords {
+            argv.push("--no-role-passwords".to_owned());
+        }
+        argv.extend(target.args());
+        argv.push(format!("--database={}", target.database));
+        let mut child = CheckedChild::spawn(
+            &argv,
+            Stdio::null(),
+            Stdio::piped(),
+            &target.env(),
+            Echo::Debug,
+            cancel,
+        )?;
+        copy_stdout(&mut child, out, cancel)?;
+        Ok(child.wait_checked()?)
     }
 
     /// Runs pg_dump and copies its output to `out`; fails with pg_dump's

@@ -358,3 +358,72 @@ fn in_place_restores_in_one_transaction_that_a_broken_backup_never_commits() {
         "in place makes no other database"
     );
 }
+
+#[test]
+fn globals_bring_back_missing_roles_and_leave_existing_ones() {
+    struct Role(String);
+    impl Drop for Role {
+        fn drop(&mut self) {
+            psql("postgres", &format!("DROP ROLE IF EXISTS \"{}\"", self.0));
+        }
+    }
+    let w = World::new();
+    let source = PgDb::create("pg globals source");
+    let role = Role(format!("{}_reader", source.name));
+    psql(
+        "postgres",
+        &format!("CREATE ROLE \"{}\" LOGIN CONNECTION LIMIT 7", role.0),
+    );
+    psql(
+        &source.name,
+        &format!(
+            "CREATE TABLE t (v int); GRANT SELECT ON t TO \"{}\";",
+            role.0
+        ),
+    );
+    fs::write(
+        w.path("sluice.toml"),
+        format!(
+            "[store]\nurl = \"{}\"\n[keys]\nrecipients = [\"{}\"]\n\
+             [[sets.pg.sources]]\nname = \"db\"\nkind = \"postgres\"\nhost = \"127.0.0.1\"\nuser = \"postgres\"\ndatabase = \"{}\"\nglobals = true\n",
+            w.store_url(),
+            w.recipient,
+            source.name
+        ),
+    )
+    .unwrap();
+    w.sluice().args(["backup", "pg"]).assert().success();
+    let show = w.sluice().args(["show", "pg", "--json"]).output().unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(manifest["objects"][0]["name"], "db.globals.sql.zst.age");
+
+    psql(
+        &source.name,
+        &format!("REVOKE ALL ON t FROM \"{}\"", role.0),
+    );
+    psql("postgres", &format!("DROP ROLE \"{}\"", role.0));
+    let copy = PgDb::create("pg globals copy");
+    psql("postgres", &format!("DROP DATABASE \"{}\"", copy.name));
+    w.sluice()
+        .args(["restore", "pg", "-i", "key.txt", "--into", &copy.name])
+        .envs(PG_ENV)
+        .assert()
+        .success();
+    let limit = psql(
+        "postgres",
+        &format!(
+            "SELECT rolconnlimit FROM pg_roles WHERE rolname = '{}'",
+            role.0
+        ),
+    );
+    assert_eq!(limit.trim(), "7", "the role was not recreated");
+    assert_eq!(
+        psql(
+            &copy.name,
+            &format!("SELECT has_table_privilege('{}', 't', 'SELECT')", role.0)
+        )
+        .trim(),
+        "t"
+    );
+    psql(&copy.name, &format!("REVOKE ALL ON t FROM \"{}\"", role.0));
+}
