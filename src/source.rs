@@ -105,26 +105,32 @@ impl Source {
     /// Parses `NAME=KIND:ARG`: `db=command:pg_dumpall -U postgres`
     /// (ARG split by shell-word rules; no shell runs) or `media=files:/srv/media`.
     pub fn from_flag(flag: &str) -> Result<Self, String> {
+        // Errors name the flag without its argument when that is a URL,
+        // which may hold a password.
+        let shown = match flag.split_once(':') {
+            Some((head, arg)) if arg.contains("://") => format!("{head}:…"),
+            _ => flag.to_owned(),
+        };
         let usage = "expected NAME=KIND:ARG, e.g. media=files:/srv/media, db=postgres:app (or a postgres:// URL), shop=mysql:shop (or a mysql:// URL) or dump=command:\"pg_dumpall -U postgres\"";
         let (name, rest) = flag
             .split_once('=')
-            .ok_or_else(|| format!("`{flag}`: {usage}"))?;
+            .ok_or_else(|| format!("`{shown}`: {usage}"))?;
         let (kind, arg) = rest
             .split_once(':')
-            .ok_or_else(|| format!("`{flag}`: {usage}"))?;
+            .ok_or_else(|| format!("`{shown}`: {usage}"))?;
         validate_source_name(name)?;
         let source = match kind {
             "command" => {
                 let argv = shell_words::split(arg)
-                    .map_err(|e| format!("`{flag}`: cannot split the command ({e})"))?;
+                    .map_err(|e| format!("`{shown}`: cannot split the command ({e})"))?;
                 if argv.is_empty() {
-                    return Err(format!("`{flag}`: the command is empty"));
+                    return Err(format!("`{shown}`: the command is empty"));
                 }
                 Source::Command(CommandSource::new(name, argv))
             }
             "files" => {
                 if arg.is_empty() {
-                    return Err(format!("`{flag}`: the directory is empty"));
+                    return Err(format!("`{shown}`: the directory is empty"));
                 }
                 Source::Files(FilesSource::new(name, arg))
             }
@@ -148,7 +154,7 @@ impl Source {
             }
             other => {
                 return Err(format!(
-                    "`{flag}`: unknown source kind `{other}`; this version knows `command`, `files`, `postgres` and `mysql`"
+                    "`{shown}`: unknown source kind `{other}`; this version knows `command`, `files`, `postgres` and `mysql`"
                 ));
             }
         };

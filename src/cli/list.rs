@@ -1,6 +1,6 @@
 //! `sluice list [SET]`.
 
-use std::{collections::BTreeMap, io::Write};
+use std::{collections::BTreeMap, fmt::Write as _};
 
 use serde::Serialize;
 use sluice::{
@@ -87,12 +87,12 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             args.set.as_deref().unwrap_or_default()
         );
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = String::new();
     if args.json {
         let entries: Vec<Entry<'_>> = manifests.iter().map(entry).collect();
-        serde_json::to_writer_pretty(&mut out, &entries)?;
+        out.push_str(&serde_json::to_string_pretty(&entries)?);
         writeln!(out)?;
-        return Ok(());
+        return super::print(&out);
     }
     if manifests.is_empty() {
         return Ok(());
@@ -121,7 +121,7 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             m.note.as_deref().unwrap_or("")
         )?;
     }
-    Ok(())
+    super::print(&out)
 }
 
 fn entry(m: &Manifest) -> Entry<'_> {

@@ -56,7 +56,7 @@ pub(crate) fn feed_with_env(
             match child.wait_checked() {
                 Err(e) => Err(e.into()),
                 Ok(()) => Err(RestoreError::Io {
-                    op: "write to",
+                    op: "feed the whole backup to",
                     path: argv[0].clone().into(),
                     source,
                 }),

@@ -9,6 +9,7 @@
 
 use std::{
     io::{Read, Write},
+    os::unix::process::CommandExt,
     process::{Command, Stdio},
 };
 
@@ -65,7 +66,10 @@ pub(crate) fn psql(target: &PgTarget, database: &str, sql: &str) -> Result<Strin
         "--no-password".to_owned(),
     ]);
     argv.push(format!("--dbname={database}"));
+    // Its own process group: a Ctrl-C at the terminal must not cut an
+    // administrative script (a swap) in the middle.
     let mut child = Command::new(&argv[0])
+        .process_group(0)
         .args(&argv[1..])
         .envs(target.env())
         .stdin(Stdio::piped())
@@ -382,39 +386,75 @@ impl Loaded {
         let db = &target.database;
         let previous = previous_name(db);
         let had_target = exists(target)?;
-        let mut sql = String::from("\\set ON_ERROR_STOP 1\n");
-        if had_target {
-            sql.push_str(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE);\n",
-                ident(&previous)
-            ));
-            sql.push_str(&format!(
-                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = {} AND pid <> pg_backend_pid();\n",
-                literal(db)
-            ));
-            sql.push_str(&format!(
-                "ALTER DATABASE {} RENAME TO {};\n",
-                ident(db),
-                ident(&previous)
-            ));
+        if !had_target {
+            psql(
+                target,
+                MAINTENANCE_DB,
+                &format!(
+                    "ALTER DATABASE {} RENAME TO {};",
+                    ident(&staging),
+                    ident(db)
+                ),
+            )
+            .inspect_err(|_| drop_database(target, &staging))?;
+            return Ok(());
         }
-        sql.push_str(&format!(
-            "ALTER DATABASE {} RENAME TO {};\n",
-            ident(&staging),
-            ident(db)
-        ));
-        if had_target {
-            sql.push_str(&reapply_sql(db, &previous));
-        }
-        psql(target, MAINTENANCE_DB, &sql).inspect_err(|_| drop_database(target, &staging))?;
-        if had_target {
-            if options.drop_old {
-                drop_database(target, &previous);
-            } else {
-                tracing::info!(
-                    "the replaced database is kept as `{previous}` until the next restore (or pass --drop-old)"
-                );
+        // The replaced database first takes a name of this restore's own,
+        // so the previous safety copy is dropped only once the swap is done.
+        let replaced = staging_name(
+            db,
+            &format!("old-{}", &staging[staging.len().saturating_sub(4)..]),
+        );
+        let swap = format!(
+            "ALTER DATABASE {db_ident} ALLOW_CONNECTIONS false;
+SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = {db_literal} AND pid <> pg_backend_pid();
+BEGIN;
+ALTER DATABASE {db_ident} RENAME TO {replaced_ident};
+ALTER DATABASE {staging_ident} RENAME TO {db_ident};
+COMMIT;
+ALTER DATABASE {replaced_ident} ALLOW_CONNECTIONS true;
+{reapply}",
+            db_ident = ident(db),
+            db_literal = literal(db),
+            replaced_ident = ident(&replaced),
+            staging_ident = ident(&staging),
+            reapply = reapply_sql(db, &replaced),
+        );
+        if let Err(e) = psql(target, MAINTENANCE_DB, &swap) {
+            // Whatever step failed, the target keeps (or gets back) its name
+            // and accepts connections again; the new data is dropped.
+            let _ = psql(
+                target,
+                MAINTENANCE_DB,
+                &format!("ALTER DATABASE {} ALLOW_CONNECTIONS true;", ident(db)),
+            );
+            if !exists(target)? {
+                return Err(RestoreError::Database {
+                    target: target.display(),
+                    reason: format!(
+                        "the swap failed half-way ({e}); the old database is `{replaced}` and the restored one `{staging}`: rename one of them to `{db}`"
+                    ),
+                });
             }
+            drop_database(target, &staging);
+            return Err(e);
+        }
+        psql(
+            target,
+            MAINTENANCE_DB,
+            &format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE);\nALTER DATABASE {} RENAME TO {};",
+                ident(&previous),
+                ident(&replaced),
+                ident(&previous)
+            ),
+        )?;
+        if options.drop_old {
+            drop_database(target, &previous);
+        } else {
+            tracing::info!(
+                "the replaced database is kept as `{previous}` until the next restore (or pass --drop-old)"
+            );
         }
         Ok(())
     }
