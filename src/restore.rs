@@ -379,7 +379,7 @@ fn target_for(
 /// up into the set as a `pre-restore` backup naming its target (PostgreSQL
 /// keeps the replaced database itself; other targets need none). Never
 /// chosen by `@latest`.
-pub async fn safety_backup(
+async fn safety_backup(
     set: &SetPlan,
     step: &Step,
     cancel: &Cancel,
@@ -421,9 +421,68 @@ pub struct Settings {
 }
 
 /// Restores one object into its target. Nothing reaches a directory or file
-/// target, and a command never sees the end of its input, unless every part,
-/// age's final chunk, zstd's checksum and the plaintext size verified.
+/// target, and a command or database never sees the end of its input, unless
+/// every part, age's final chunk, zstd's checksum and the plaintext size
+/// verified. A MariaDB/MySQL target is first verified in a pass of its own;
+/// then, with `safety` (the set to store it in), an existing target database
+/// is backed up as `pre-restore` before anything is applied.
 pub async fn run_step(
+    store: Arc<dyn Store>,
+    manifest: &Manifest,
+    step: &Step,
+    identities: Arc<Identities>,
+    settings: &Settings,
+    safety: Option<&SetPlan>,
+    cancel: &Cancel,
+) -> Result<(), Error> {
+    if !matches!(step.target, Target::Mysql(..)) {
+        return stream_step(store, manifest, step, identities, settings, cancel).await;
+    }
+    // DDL commits as it goes: prove the whole object sound before a single
+    // statement reaches the server.
+    let verify = Step {
+        object: step.object.clone(),
+        target: Target::Verify,
+    };
+    stream_step(
+        Arc::clone(&store),
+        manifest,
+        &verify,
+        Arc::clone(&identities),
+        settings,
+        cancel,
+    )
+    .await?;
+    tracing::info!(
+        "verified {}; applying it to {}",
+        step.object.name,
+        step.target
+    );
+    let safety_copy = match safety {
+        Some(set) => safety_backup(set, step, cancel).await?,
+        None => None,
+    };
+    if let Some(copy) = &safety_copy {
+        tracing::info!(
+            "took safety backup {}@{} of {} before replacing it",
+            copy.set,
+            copy.id,
+            step.target
+        );
+    }
+    stream_step(store, manifest, step, identities, settings, cancel)
+        .await
+        .map_err(|e| match safety_copy {
+            Some(copy) => Error::PartiallyRestored {
+                target: step.target.to_string(),
+                cause: e.to_string(),
+                safety: format!("{}@{}", copy.set, copy.id),
+            },
+            None => e,
+        })
+}
+
+async fn stream_step(
     store: Arc<dyn Store>,
     manifest: &Manifest,
     step: &Step,
@@ -438,28 +497,6 @@ pub async fn run_step(
     }
     if let Target::Directory(dir) = &step.target {
         files::preflight(dir, true)?;
-    }
-    if let Target::Mysql(..) = &step.target {
-        // DDL commits as it goes: prove the whole object sound before a
-        // single statement reaches the server.
-        let verify = Step {
-            object: step.object.clone(),
-            target: Target::Verify,
-        };
-        Box::pin(run_step(
-            Arc::clone(&store),
-            manifest,
-            &verify,
-            Arc::clone(&identities),
-            settings,
-            cancel,
-        ))
-        .await?;
-        tracing::info!(
-            "verified {}; applying it to {}",
-            step.object.name,
-            step.target
-        );
     }
     let key = manifest.object_key(&step.object);
     let (reader, mut download) =

@@ -133,7 +133,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
                 in_place: false,
             },
         };
-        restore::run_step(store, &manifest, step, identities, &settings, cancel).await?;
+        restore::run_step(store, &manifest, step, identities, &settings, None, cancel).await?;
         tracing::info!(
             "loaded {} of {}@{} into {}",
             object.source,
@@ -157,6 +157,6 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
         parallel_parts: plan.store.parallel_parts,
         postgres: restore::postgres::Options::default(),
     };
-    restore::run_step(store, &manifest, &step, identities, &settings, cancel).await?;
+    restore::run_step(store, &manifest, &step, identities, &settings, None, cancel).await?;
     Ok(())
 }

@@ -109,15 +109,8 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             in_place: args.in_place,
         },
     };
+    let mut done = Vec::new();
     for step in &steps {
-        if let Some(safety) = restore::safety_backup(&plan, step, cancel).await? {
-            tracing::info!(
-                "took safety backup {}@{} of {} before replacing it",
-                safety.set,
-                safety.id,
-                step.target
-            );
-        }
         tracing::info!(
             "restoring {} of {}@{} into {}",
             step.object.source,
@@ -125,16 +118,32 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             manifest.id,
             step.target
         );
-        restore::run_step(
+        let restored = restore::run_step(
             Arc::clone(&store),
             &manifest,
             step,
             Arc::clone(&identities),
             &settings,
+            Some(&plan),
             cancel,
         )
-        .await?;
+        .await;
+        if let Err(e) = restored {
+            if !done.is_empty() {
+                let rest: Vec<&str> = steps[done.len()..]
+                    .iter()
+                    .map(|s| s.object.name.as_str())
+                    .collect();
+                tracing::error!(
+                    "stopped part-way through the backup: restored {}; not restored: {}",
+                    done.join(", "),
+                    rest.join(", ")
+                );
+            }
+            return Err(e.into());
+        }
         tracing::info!("restored {} into {}", step.object.source, step.target);
+        done.push(format!("{} into {}", step.object.name, step.target));
     }
     Ok(())
 }

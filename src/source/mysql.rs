@@ -147,6 +147,11 @@ impl MysqlTarget {
         let mut args = Vec::new();
         let mut pipe = None;
         if let Some(password) = &self.password {
+            if password.contains(['\n', '\r']) || password.len() > 4096 {
+                return Err(std::io::Error::other(
+                    "the password has a line break or is longer than 4096 bytes, which an option file cannot carry",
+                ));
+            }
             let (fd, path) = secret_pipe(&format!(
                 "[client]\npassword=\"{}\"\n",
                 password.replace('\\', "\\\\").replace('"', "\\\"")

@@ -92,6 +92,9 @@ pub struct PgTarget {
     port: Option<u16>,
     user: Option<String>,
     password: Option<String>,
+    /// libpq settings from the URL's query (`?sslmode=verify-full`), as
+    /// environment variables.
+    settings: Vec<(String, String)>,
     /// The database name.
     pub database: String,
 }
@@ -135,7 +138,29 @@ impl PgTarget {
             ));
         }
         let decode = |s: &str| percent_decode(s);
+        let mut settings = Vec::new();
+        for (key, value) in parsed.query_pairs() {
+            let variable = match key.as_ref() {
+                "sslmode" => "PGSSLMODE",
+                "sslrootcert" => "PGSSLROOTCERT",
+                "sslcert" => "PGSSLCERT",
+                "sslkey" => "PGSSLKEY",
+                "sslcrl" => "PGSSLCRL",
+                "connect_timeout" => "PGCONNECT_TIMEOUT",
+                "application_name" => "PGAPPNAME",
+                "options" => "PGOPTIONS",
+                "target_session_attrs" => "PGTARGETSESSIONATTRS",
+                "host" => "PGHOST",
+                other => {
+                    return Err(format!(
+                        "unknown connection option `{other}` in the PostgreSQL URL; sluice passes sslmode, sslrootcert, sslcert, sslkey, sslcrl, connect_timeout, application_name, options, target_session_attrs and host"
+                    ));
+                }
+            };
+            settings.push((variable.to_owned(), value.into_owned()));
+        }
         Ok(Self {
+            settings,
             host: parsed
                 .host_str()
                 .filter(|h| !h.is_empty())
@@ -172,12 +197,15 @@ impl PgTarget {
         args
     }
 
-    /// Environment for libpq tools: the password, if the URL had one.
+    /// Environment for libpq tools: the URL's settings and its password.
     pub fn env(&self) -> Vec<(String, String)> {
-        self.password
-            .iter()
-            .map(|p| ("PGPASSWORD".to_owned(), p.clone()))
-            .collect()
+        let mut env = self.settings.clone();
+        env.extend(
+            self.password
+                .iter()
+                .map(|p| ("PGPASSWORD".to_owned(), p.clone())),
+        );
+        env
     }
 
     /// `postgres://user@host:port/db`, without the password, for messages.
@@ -331,6 +359,21 @@ mod tests {
         assert_eq!(t.database, "other");
         assert!(!t.display().contains("s3cr"));
         assert!(!format!("{:?}", t.args()).contains("s3cr"));
+    }
+
+    #[test]
+    fn url_settings_reach_libpq_and_unknown_ones_are_refused() {
+        let t =
+            PgTarget::parse_url("postgres://u@h/db?sslmode=verify-full&connect_timeout=5").unwrap();
+        assert_eq!(
+            t.env(),
+            [
+                ("PGSSLMODE".to_owned(), "verify-full".to_owned()),
+                ("PGCONNECT_TIMEOUT".to_owned(), "5".to_owned())
+            ]
+        );
+        let err = PgTarget::parse_url("postgres://u@h/db?sslmod=require").unwrap_err();
+        assert!(err.contains("`sslmod`"), "{err}");
     }
 
     #[test]

@@ -156,3 +156,59 @@ fn replacing_a_database_takes_a_safety_backup_that_restores() {
         .success();
     assert_eq!(my_checksums(&back.name), old);
 }
+
+#[test]
+fn a_restore_that_fails_part_way_names_the_safety_backup_that_undoes_it() {
+    let w = World::new();
+    let other = MyDb::create("my partial other");
+    mariadb(
+        Some(&other.name),
+        "CREATE TABLE t (v INT); INSERT INTO t VALUES (1);",
+    );
+    let source = MyDb::create("my partial source");
+    mariadb(
+        Some(&source.name),
+        &format!(
+            "CREATE TABLE a (v INT); INSERT INTO a VALUES (1); CREATE VIEW v AS SELECT v FROM `{}`.t;",
+            other.name
+        ),
+    );
+    backup(&w, &source);
+    // The view's table is gone, so applying the dump fails after it began.
+    mariadb(None, &format!("DROP DATABASE `{}`", other.name));
+    let target = MyDb::create("my partial target");
+    mariadb(
+        Some(&target.name),
+        "CREATE TABLE keepme (v TEXT); INSERT INTO keepme VALUES ('precious');",
+    );
+    let old = my_checksums(&target.name);
+
+    let out = w
+        .sluice()
+        .args([
+            "restore",
+            "my",
+            "--yes",
+            "-i",
+            "key.txt",
+            "--into",
+            &target.url(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("may be partly restored"), "{stderr}");
+    let undo = stderr
+        .split("to put them back: ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .expect("the error gives the command that puts the old contents back");
+    let args: Vec<&str> = undo.split_whitespace().skip(1).collect();
+    w.sluice()
+        .args(&args)
+        .args(["-i", "key.txt"])
+        .assert()
+        .success();
+    assert_eq!(my_checksums(&target.name), old);
+}
