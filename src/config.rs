@@ -290,6 +290,13 @@ impl Config {
         if !overrides.recipients.is_empty() {
             keys.recipients = overrides.recipients.clone();
         }
+        let mut names = std::collections::BTreeSet::new();
+        if let Some(duplicate) = overrides.sources.iter().find(|s| !names.insert(s.name())) {
+            return Err(ConfigError::Usage(format!(
+                "--source names `{}` twice; give each source its own name",
+                duplicate.name()
+            )));
+        }
         let sources = if overrides.sources.is_empty() {
             set.sources
         } else {

@@ -68,7 +68,11 @@ impl Error {
             Error::Config(_) => 2,
             Error::Keys(_) => 2,
             Error::Store(StoreError::InvalidUrl { .. } | StoreError::MissingRoot { .. }) => 2,
-            Error::Restore(RestoreError::UnknownSource { .. } | RestoreError::NoTarget { .. }) => 2,
+            Error::Restore(
+                RestoreError::UnknownSource { .. }
+                | RestoreError::NoTarget { .. }
+                | RestoreError::SeveralSources { .. },
+            ) => 2,
             Error::Catalog(e) if e.is_usage() => 2,
             Error::Restore(RestoreError::NeedsConfirmation { .. }) => 2,
             Error::Anonymize(anonymize::Error::Rules(_) | anonymize::Error::Salt(_)) => 2,

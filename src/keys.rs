@@ -278,7 +278,8 @@ pub fn generate() -> NewKey {
     let recipient = identity.to_public().to_string();
     let created = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ");
     let identity_file = format!(
-        "# created: {created}\n# public key: {recipient}\n{}\n",
+        "# created: {created}\n# public key: {recipient}\n# fingerprint: {}\n{}\n",
+        fingerprint(&recipient),
         identity.to_string().expose_secret()
     );
     NewKey {

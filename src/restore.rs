@@ -192,6 +192,14 @@ pub enum RestoreError {
         /// The client's message.
         reason: String,
     },
+    /// A command that takes one object was given a backup with several.
+    #[error("backup `{backup}` has several sources ({available}); pick one with --source NAME")]
+    SeveralSources {
+        /// `SET@ID`.
+        backup: String,
+        /// Its sources.
+        available: String,
+    },
     /// No target is known for an object.
     #[error("no restore target for source `{name}`: {hint}")]
     NoTarget {

@@ -100,9 +100,9 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
                     name: name.clone(),
                     available: available.join(", "),
                 },
-                None => RestoreError::NoTarget {
-                    name: available.join(", "),
-                    hint: "the backup has several sources; pick one with --source NAME".to_owned(),
+                None => RestoreError::SeveralSources {
+                    backup: format!("{}@{}", manifest.set, manifest.id),
+                    available: available.join(", "),
                 },
             };
             return Err(sluice::Error::from(error).into());

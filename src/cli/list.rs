@@ -20,7 +20,7 @@ pub struct Args {
     /// The set to list [default: all]
     set: Option<String>,
 
-    /// Print JSON (one object per backup) instead of a table
+    /// Print a JSON array (one object per backup) instead of a table
     #[arg(long)]
     json: bool,
 }
