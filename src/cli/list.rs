@@ -65,10 +65,9 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
                 sets.insert(name.to_owned(), plan.store.url);
             }
             if sets.is_empty() && default_url.is_none() {
-                return Err(sluice::Error::from(sluice::config::ConfigError::NoStore(
-                    "(any)".into(),
-                ))
-                .into());
+                anyhow::bail!(sluice::Error::from(sluice::config::ConfigError::Usage(
+                    "nothing to list: pass --store URL, or a config with [store] url or sets (see --config)".to_owned()
+                )));
             }
         }
     }
