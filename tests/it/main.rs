@@ -13,6 +13,7 @@ mod integrity;
 mod interop;
 mod interrupt;
 mod manifest_fuzz;
+mod s3_store;
 mod selection;
 mod tar_safety;
 
