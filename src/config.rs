@@ -605,6 +605,59 @@ mod tests {
     }
 
     #[test]
+    fn s3_settings_parse_with_defaults_and_durations() {
+        let config = Config::parse(
+            "t.toml",
+            r#"
+            [store]
+            url = "s3://backups/sluice"
+            endpoint = "http://127.0.0.1:9000"
+            region = "us-east-1"
+            path-style = true
+            storage-class = "STANDARD_IA"
+            sse = "aws:kms"
+            sse-kms-key-id = "alias/backups"
+            checksums = "when-required"
+            connect-timeout = "3s"
+            read-timeout = "2m"
+            attempts = 7
+            retry-delay = "250ms"
+            "#,
+        )
+        .unwrap();
+        let store = config.store.unwrap();
+        assert_eq!(store.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(store.path_style);
+        assert_eq!(store.checksums, Checksums::WhenRequired);
+        assert_eq!(store.connect_timeout, Duration::from_secs(3));
+        assert_eq!(store.read_timeout, Duration::from_secs(120));
+        assert_eq!(store.retry_delay, Duration::from_millis(250));
+        assert_eq!(store.attempts, 7);
+
+        let defaults = Config::parse("t.toml", "[store]\nurl = \"s3://b\"\n")
+            .unwrap()
+            .store
+            .unwrap();
+        assert_eq!(defaults, StoreConfig::new("s3://b"));
+        assert_eq!(defaults.checksums, Checksums::Always);
+
+        let err = Config::parse(
+            "t.toml",
+            "[store]\nurl = \"s3://b\"\nread-timeout = \"soon\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`soon` is not a duration"), "{err}");
+        let err = Config::parse(
+            "t.toml",
+            "[store]\nurl = \"s3://b\"\nchecksums = \"never\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("when-required"), "{err}");
+    }
+
+    #[test]
     fn flags_override_the_config() {
         let config = Config::parse("t.toml", EXAMPLE).unwrap();
         let overrides = Overrides {
