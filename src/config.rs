@@ -129,7 +129,9 @@ pub struct StoreConfig {
     /// Per-attempt time to connect to S3 (`"10s"`).
     #[serde(default = "default_connect_timeout", deserialize_with = "duration")]
     pub connect_timeout: Duration,
-    /// Per-attempt time to wait for S3's answer to start (`"60s"`).
+    /// Per-attempt time from sending a request (a whole part, for an
+    /// upload) until S3's answer starts (`"120s"`); allow for `part-size`
+    /// at the upload bandwidth.
     #[serde(default = "default_read_timeout", deserialize_with = "duration")]
     pub read_timeout: Duration,
     /// Attempts per S3 request (at least 1) before the run fails.
@@ -167,7 +169,7 @@ fn default_connect_timeout() -> Duration {
 }
 
 fn default_read_timeout() -> Duration {
-    Duration::from_secs(60)
+    Duration::from_secs(120)
 }
 
 fn default_attempts() -> u32 {

@@ -219,7 +219,9 @@ impl Shared {
     fn error(&self, op: &str, key: &str, full_key: &str, exhausted: Exhausted) -> StoreError {
         let location = self.location(full_key);
         match exhausted.failure.kind {
-            Kind::NotFound => StoreError::NotFound {
+            // Only a read means "no such object"; elsewhere a 404 is a lost
+            // upload (NoSuchUpload) or bucket, told as the server said it.
+            Kind::NotFound if op == "read" => StoreError::NotFound {
                 key: key.to_owned(),
             },
             Kind::AccessDenied => StoreError::AccessDenied { location },

@@ -58,6 +58,8 @@ fn a_multi_part_backup_round_trips_through_s3() {
     let (set, id) = backup.split_once('@').unwrap();
 
     assert_eq!(listed_ids(&s, set), [id]);
+    let all = succeeded(&s.sluice().args(["list", "--json"]).output().unwrap());
+    assert!(all.contains(id), "{all}");
     assert!(s.server.upload_part_requests() >= 3);
     let object = s
         .server

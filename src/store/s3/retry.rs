@@ -78,7 +78,8 @@ impl Failure {
         }
     }
 
-    fn from_status(status: u16, code: &str, detail: String) -> Self {
+    /// Classifies a service error by its HTTP status and S3 error code.
+    pub(super) fn from_status(status: u16, code: &str, detail: String) -> Self {
         let kind = match (status, code) {
             (_, "NoSuchBucket") => Kind::NoSuchBucket,
             (404, _) | (_, "NoSuchKey" | "NotFound" | "NoSuchUpload") => Kind::NotFound,

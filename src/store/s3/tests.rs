@@ -47,16 +47,26 @@ async fn server() -> Server {
 }
 
 async fn store_with(server: &Server, bucket: &str, prefix: &str, secret: &str) -> S3Store {
+    let mut config = StoreConfig::new(format!("s3://{bucket}/{prefix}"));
+    config.path_style = true;
+    config.retry_delay = Duration::from_millis(1);
+    store_with_config(server, bucket, prefix, secret, &config).await
+}
+
+async fn store_with_config(
+    server: &Server,
+    bucket: &str,
+    prefix: &str,
+    secret: &str,
+    config: &StoreConfig,
+) -> S3Store {
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(&server.endpoint)
         .credentials_provider(Credentials::new(ACCESS_KEY, secret, None, None, "test"))
         .load()
         .await;
-    let mut config = StoreConfig::new(format!("s3://{bucket}/{prefix}"));
-    config.path_style = true;
-    config.retry_delay = Duration::from_millis(1);
-    S3Store::with_sdk_config(&sdk, bucket.into(), prefix.into(), &config)
+    S3Store::with_sdk_config(&sdk, bucket.into(), prefix.into(), config)
 }
 
 async fn store(server: &Server, prefix: &str) -> S3Store {
@@ -182,6 +192,48 @@ async fn a_multipart_upload_publishes_its_parts_in_order_only_on_complete() {
         stored[range.start as usize..range.end as usize]
     );
     assert_eq!(upload_leftovers(server.dir.path()), 0);
+}
+
+#[tokio::test]
+async fn uploads_work_with_checksums_only_when_required() {
+    let server = server().await;
+    let mut config = StoreConfig::new("s3://bucket/p");
+    config.path_style = true;
+    config.checksums = Checksums::WhenRequired;
+    let store = store_with_config(&server, "bucket", "p", SECRET_KEY, &config).await;
+    let parts = [pattern(5 * MIB, 1), pattern(MIB, 2)];
+    let mut upload = store.start_upload("s/i/o").await.unwrap();
+    for part in &parts {
+        upload.put_part(part.clone()).await.unwrap();
+    }
+    upload.complete().await.unwrap();
+    assert_eq!(store.get("s/i/o").await.unwrap(), parts.concat());
+}
+
+#[tokio::test]
+async fn a_server_without_conditional_writes_is_named_with_the_fix() {
+    let server = server().await;
+    let store = store(&server, "p").await;
+    let exhausted = Exhausted {
+        failure: Failure::from_status(501, "NotImplemented", "NotImplemented (HTTP 501)".into()),
+        attempts: 1,
+    };
+    let err = store
+        .shared
+        .error(
+            "create",
+            "s/i/manifest.json",
+            "p/s/i/manifest.json",
+            exhausted,
+        )
+        .to_string();
+    assert!(
+        err.contains(&format!("server at {}", server.endpoint)),
+        "{err}"
+    );
+    assert!(err.contains("If-None-Match"), "{err}");
+    assert!(err.contains("s3://bucket/p/s/i/manifest.json"), "{err}");
+    assert!(err.contains("upgrade the server"), "{err}");
 }
 
 #[tokio::test]
