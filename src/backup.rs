@@ -46,7 +46,7 @@ impl Default for Options {
 /// so the backup does not exist for `list`, `restore` or retention.
 pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Manifest, Error> {
     let sources = set.require_sources(&[])?;
-    let store = store::open(&set.store.url)?;
+    let store = store::open(&set.store).await?;
     let recipients = Recipients::parse(&set.keys.recipients, &set.name)?;
     if set.store.part_size.0 < 1024 * 1024 || set.store.part_size.0 > 5 * 1024 * 1024 * 1024 {
         return Err(ConfigError::Invalid(format!(

@@ -31,7 +31,7 @@ pub struct Cli {
     #[arg(long, global = true, env = "SLUICE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// Store URL, replacing the configured one: file:///absolute/path
+    /// Store URL, replacing the configured one: file:///absolute/path or s3://bucket/prefix
     #[arg(long, global = true, env = "SLUICE_STORE", value_name = "URL")]
     store: Option<String>,
 

@@ -12,6 +12,7 @@ use std::{
     fmt,
     path::{Path, PathBuf},
     str::FromStr,
+    time::Duration,
 };
 
 use serde::{Deserialize, Deserializer, de::Error as _};
@@ -85,10 +86,13 @@ pub struct Config {
 }
 
 /// `[store]`: where backups go.
+///
+/// `url`, `part-size` and `parallel-parts` apply to every store; the other
+/// keys configure `s3://` stores and are ignored by `file://` ones.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `file:///absolute/path` (or `s3://bucket/prefix` once supported).
+    /// `file:///absolute/path` or `s3://bucket/prefix` (the prefix is optional).
     #[serde(deserialize_with = "env_string")]
     pub url: String,
     /// Size of each stored part (`"16MiB"`); parts are checked one by one on restore.
@@ -97,6 +101,59 @@ pub struct StoreConfig {
     /// Parts uploaded or downloaded at once.
     #[serde(default = "default_parallel_parts")]
     pub parallel_parts: usize,
+    /// S3 endpoint of an S3-compatible server (`"http://127.0.0.1:9000"`);
+    /// omit for AWS.
+    #[serde(default, deserialize_with = "env_opt_string")]
+    pub endpoint: Option<String>,
+    /// S3 region; omit to use the SDK's (`AWS_REGION`, the profile).
+    #[serde(default, deserialize_with = "env_opt_string")]
+    pub region: Option<String>,
+    /// Address buckets as `endpoint/bucket` instead of `bucket.endpoint`
+    /// (MinIO and most self-hosted servers need it).
+    #[serde(default)]
+    pub path_style: bool,
+    /// Storage class of data objects (`"STANDARD_IA"`, ...); manifests stay
+    /// in the bucket's default class so listing stays cheap and immediate.
+    #[serde(default)]
+    pub storage_class: Option<String>,
+    /// Server-side encryption: `"AES256"` or `"aws:kms"`.
+    #[serde(default)]
+    pub sse: Option<String>,
+    /// KMS key for `sse = "aws:kms"`; omit for the bucket's default key.
+    #[serde(default, deserialize_with = "env_opt_string")]
+    pub sse_kms_key_id: Option<String>,
+    /// Whether the S3 client sends and checks checksums on every request
+    /// that supports them, or only where S3 requires them.
+    #[serde(default)]
+    pub checksums: Checksums,
+    /// Per-attempt time to connect to S3 (`"10s"`).
+    #[serde(default = "default_connect_timeout", deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+    /// Per-attempt time from sending a request (a whole part, for an
+    /// upload) until S3's answer starts (`"120s"`); allow for `part-size`
+    /// at the upload bandwidth.
+    #[serde(default = "default_read_timeout", deserialize_with = "duration")]
+    pub read_timeout: Duration,
+    /// Attempts per S3 request (at least 1) before the run fails.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Delay before the first retry; it doubles with each further one, up
+    /// to 20 s (`"500ms"`).
+    #[serde(default = "default_retry_delay", deserialize_with = "duration")]
+    pub retry_delay: Duration,
+}
+
+/// `checksums` under `[store]`: when the S3 client computes request
+/// checksums and validates response checksums.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Checksums {
+    /// On every operation that supports them (the SDK's default).
+    #[default]
+    Always,
+    /// Only where S3 requires them; for S3-compatible servers that reject
+    /// the SDK's default checksum headers.
+    WhenRequired,
 }
 
 fn default_part_size() -> ByteSize {
@@ -107,6 +164,22 @@ fn default_parallel_parts() -> usize {
     4
 }
 
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_read_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+
+fn default_attempts() -> u32 {
+    5
+}
+
+fn default_retry_delay() -> Duration {
+    Duration::from_millis(500)
+}
+
 impl StoreConfig {
     /// A store at `url` with default settings.
     pub fn new(url: impl Into<String>) -> Self {
@@ -114,6 +187,17 @@ impl StoreConfig {
             url: url.into(),
             part_size: default_part_size(),
             parallel_parts: default_parallel_parts(),
+            endpoint: None,
+            region: None,
+            path_style: false,
+            storage_class: None,
+            sse: None,
+            sse_kms_key_id: None,
+            checksums: Checksums::default(),
+            connect_timeout: default_connect_timeout(),
+            read_timeout: default_read_timeout(),
+            attempts: default_attempts(),
+            retry_delay: default_retry_delay(),
         }
     }
 }
@@ -462,14 +546,26 @@ pub(crate) fn env_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::E
     interpolate(&raw, env_lookup).map_err(D::Error::custom)
 }
 
-/// Deserializes a path with `${VAR}` interpolation.
-pub(crate) fn env_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
-    env_string(d).map(PathBuf::from)
-}
-
 /// Deserializes an optional string with `${VAR}` interpolation.
 pub(crate) fn env_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     env_string(d).map(Some)
+}
+
+/// Deserializes a duration written as `"500ms"`, `"10s"` or `"2m"`.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    let signed: jiff::SignedDuration = text.trim().parse().map_err(|e| {
+        D::Error::custom(format!(
+            "`{text}` is not a duration ({e}); write e.g. \"500ms\", \"10s\" or \"2m\""
+        ))
+    })?;
+    Duration::try_from(signed)
+        .map_err(|_| D::Error::custom(format!("`{text}` is negative; durations are positive")))
+}
+
+/// Deserializes a path with `${VAR}` interpolation.
+pub(crate) fn env_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+    env_string(d).map(PathBuf::from)
 }
 
 /// Deserializes an optional path with `${VAR}` interpolation.
@@ -532,6 +628,59 @@ mod tests {
         assert_eq!(set.sources.len(), 2);
         assert_eq!(set.sources[1].object_name(), "mongo.archive.zst.age");
         assert!(set.configured);
+    }
+
+    #[test]
+    fn s3_settings_parse_with_defaults_and_durations() {
+        let config = Config::parse(
+            "t.toml",
+            r#"
+            [store]
+            url = "s3://backups/sluice"
+            endpoint = "http://127.0.0.1:9000"
+            region = "us-east-1"
+            path-style = true
+            storage-class = "STANDARD_IA"
+            sse = "aws:kms"
+            sse-kms-key-id = "alias/backups"
+            checksums = "when-required"
+            connect-timeout = "3s"
+            read-timeout = "2m"
+            attempts = 7
+            retry-delay = "250ms"
+            "#,
+        )
+        .unwrap();
+        let store = config.store.unwrap();
+        assert_eq!(store.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(store.path_style);
+        assert_eq!(store.checksums, Checksums::WhenRequired);
+        assert_eq!(store.connect_timeout, Duration::from_secs(3));
+        assert_eq!(store.read_timeout, Duration::from_secs(120));
+        assert_eq!(store.retry_delay, Duration::from_millis(250));
+        assert_eq!(store.attempts, 7);
+
+        let defaults = Config::parse("t.toml", "[store]\nurl = \"s3://b\"\n")
+            .unwrap()
+            .store
+            .unwrap();
+        assert_eq!(defaults, StoreConfig::new("s3://b"));
+        assert_eq!(defaults.checksums, Checksums::Always);
+
+        let err = Config::parse(
+            "t.toml",
+            "[store]\nurl = \"s3://b\"\nread-timeout = \"soon\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`soon` is not a duration"), "{err}");
+        let err = Config::parse(
+            "t.toml",
+            "[store]\nurl = \"s3://b\"\nchecksums = \"never\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("when-required"), "{err}");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Where backups live: a small trait in the shape of object_store's
 //! (`MultipartUpload { put_part, complete, abort }`), implemented for the
-//! embedded `file://` store; the S3 store implements the same trait.
+//! embedded `file://` store and for `s3://` (any S3-compatible server).
 
 mod local;
 mod multipart;
+mod s3;
 
 use std::{fmt, ops::Range, path::PathBuf, sync::Arc};
 
@@ -13,6 +14,9 @@ use futures::future::BoxFuture;
 
 pub use local::LocalStore;
 pub use multipart::PartWriter;
+pub use s3::S3Store;
+
+use crate::config::StoreConfig;
 
 /// One stored object, as a listing or `head` sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,16 +80,17 @@ pub trait MultipartUpload: Send {
     async fn abort(self: Box<Self>) -> Result<(), StoreError>;
 }
 
-/// Opens the store a URL names: `file:///absolute/path` (`s3://` comes with
-/// the S3 store).
-pub fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+/// Opens the store `config.url` names: `file:///absolute/path` or
+/// `s3://bucket/prefix`, with the rest of `config` for S3.
+pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    let url = config.url.as_str();
     let invalid = |reason: &str| StoreError::InvalidUrl {
-        url: url.to_owned(),
+        url: redact_url(url),
         reason: reason.to_owned(),
     };
     let parsed = url::Url::parse(url).map_err(|e| {
         invalid(&format!(
-            "{e}; expected file:///absolute/path (for example file:///var/backups/sluice)"
+            "{e}; expected file:///absolute/path (for example file:///var/backups/sluice) or s3://bucket/prefix"
         ))
     })?;
     match parsed.scheme() {
@@ -103,12 +108,26 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
                 .map_err(|()| invalid("not an absolute path"))?;
             Ok(Arc::new(LocalStore::open(path)?))
         }
-        "s3" => Err(invalid(
-            "S3 stores are not supported by this version of sluice yet; use a file:// store",
-        )),
+        "s3" => Ok(Arc::new(S3Store::open(&parsed, config).await?)),
         other => Err(invalid(&format!(
-            "unknown scheme `{other}`; expected file:///absolute/path"
+            "unknown scheme `{other}`; expected file:///absolute/path or s3://bucket/prefix"
         ))),
+    }
+}
+
+/// A URL fit for a message: any user name, password or query is removed.
+pub(crate) fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                let _ = parsed.set_username("");
+                let _ = parsed.set_password(None);
+            }
+            parsed.set_query(None);
+            parsed.to_string()
+        }
+        Err(_) if url.contains('@') || url.contains('?') => "(unparseable URL, hidden)".to_owned(),
+        Err(_) => url.to_owned(),
     }
 }
 
@@ -177,6 +196,54 @@ pub enum StoreError {
         /// Why it is refused.
         reason: String,
     },
+    /// S3 refused the credentials for an operation.
+    #[error(
+        "access denied to {location}: check the credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, the instance role) and the bucket policy (see README, IAM)"
+    )]
+    AccessDenied {
+        /// `s3://bucket/key`.
+        location: String,
+    },
+    /// No AWS region is configured for an `s3://` store.
+    #[error(
+        "no region for {location}: set `region` under [store] in the config, or AWS_REGION (any value, such as us-east-1, for most S3-compatible servers)"
+    )]
+    NoRegion {
+        /// `s3://bucket`.
+        location: String,
+    },
+    /// The bucket of an `s3://` store does not exist.
+    #[error(
+        "bucket `{bucket}` does not exist: check the store URL, the region and the endpoint, or create the bucket"
+    )]
+    NoSuchBucket {
+        /// The bucket.
+        bucket: String,
+    },
+    /// The S3 server does not support conditional writes (`If-None-Match: *`).
+    #[error(
+        "the S3 server {server} refused a conditional write (If-None-Match: *) to {location}, which sluice needs to never overwrite a backup: upgrade the server to a version with conditional writes (AWS S3, MinIO, Ceph and R2 have them), or use another store"
+    )]
+    ConditionalWritesUnsupported {
+        /// The endpoint, redacted.
+        server: String,
+        /// `s3://bucket/key`.
+        location: String,
+    },
+    /// An S3 request failed, after retrying it when that could help.
+    #[error(
+        "could not {op} {location} (after {attempts} attempt(s)): {detail}. Check the endpoint, the network and the server's health; transient failures are retried per `attempts` and `retry-delay` under [store]"
+    )]
+    S3 {
+        /// What was being done ("upload part 3 of", "list", ...).
+        op: String,
+        /// `s3://bucket/key`.
+        location: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The server's error code and message, or the transport error.
+        detail: String,
+    },
     /// A filesystem operation of the `file://` store failed.
     #[error("could not {op} `{}`: {source}", path.display())]
     Io {
@@ -210,17 +277,36 @@ mod tests {
         validate_key("prod/20261122T010000Z-3fa9/db.pgdump.zst.age").unwrap();
     }
 
-    #[test]
-    fn store_urls_are_checked() {
-        let err = open("file://relative/path").unwrap_err().to_string();
+    async fn open_url(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+        open(&StoreConfig::new(url)).await
+    }
+
+    #[tokio::test]
+    async fn store_urls_are_checked() {
+        let err = open_url("file://relative/path")
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("three slashes"), "{err}");
-        let err = open("ftp://x/y").unwrap_err().to_string();
+        let err = open_url("ftp://x/y").await.unwrap_err().to_string();
         assert!(err.contains("unknown scheme `ftp`"), "{err}");
-        let err = open("/no/scheme").unwrap_err().to_string();
+        let err = open_url("/no/scheme").await.unwrap_err().to_string();
         assert!(err.contains("expected file:///"), "{err}");
-        let err = open("file:///definitely/not/here/sluice")
+        let err = open_url("file:///definitely/not/here/sluice")
+            .await
             .unwrap_err()
             .to_string();
         assert!(err.contains("does not exist"), "{err}");
+        let err = open_url("s3:///prefix").await.unwrap_err().to_string();
+        assert!(err.contains("s3://bucket/prefix"), "{err}");
+    }
+
+    #[test]
+    fn urls_in_messages_hide_credentials() {
+        assert_eq!(
+            redact_url("http://user:secret@host:9000/path?X-Amz-Signature=abc"),
+            "http://host:9000/path"
+        );
+        assert_eq!(redact_url("s3://bucket/prefix"), "s3://bucket/prefix");
     }
 }

@@ -55,7 +55,9 @@ pub struct Args {
 
 pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Result<()> {
     let plan = context.set(&args.backup.set, Overrides::default())?;
-    let store = store::open(&plan.store.url).map_err(sluice::Error::from)?;
+    let store = store::open(&plan.store)
+        .await
+        .map_err(sluice::Error::from)?;
     let identities =
         Arc::new(Identities::load(&args.identity.identities).map_err(sluice::Error::from)?);
     // fetch takes data, never a server's roles.

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, fmt::Write as _};
 use serde::Serialize;
 use sluice::{
     catalog::{self, Manifest},
-    config::{Overrides, human_bytes},
+    config::{Overrides, StoreConfig, human_bytes},
     store,
 };
 
@@ -39,32 +39,36 @@ struct Entry<'a> {
 }
 
 pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
-    // Set name → store URL.
-    let mut sets: BTreeMap<String, String> = BTreeMap::new();
+    // Set name → its store.
+    let mut sets: BTreeMap<String, StoreConfig> = BTreeMap::new();
     match &args.set {
         Some(name) => {
             let plan = context.set(name, Overrides::default())?;
-            sets.insert(name.clone(), plan.store.url);
+            sets.insert(name.clone(), plan.store);
         }
         None => {
-            let default_url = context
-                .store
-                .clone()
-                .or_else(|| context.config.store.as_ref().map(|s| s.url.clone()));
-            if let Some(url) = &default_url {
-                let store = store::open(url).map_err(sluice::Error::from)?;
+            let default_store = match (&context.store, &context.config.store) {
+                (Some(url), Some(config)) => Some(StoreConfig {
+                    url: url.clone(),
+                    ..config.clone()
+                }),
+                (Some(url), None) => Some(StoreConfig::new(url)),
+                (None, config) => config.clone(),
+            };
+            if let Some(config) = &default_store {
+                let store = store::open(config).await.map_err(sluice::Error::from)?;
                 for name in catalog::set_names(store.as_ref())
                     .await
                     .map_err(sluice::Error::from)?
                 {
-                    sets.insert(name, url.clone());
+                    sets.insert(name, config.clone());
                 }
             }
             for name in context.config.set_names() {
                 let plan = context.set(name, Overrides::default())?;
-                sets.insert(name.to_owned(), plan.store.url);
+                sets.insert(name.to_owned(), plan.store);
             }
-            if sets.is_empty() && default_url.is_none() {
+            if sets.is_empty() && default_store.is_none() {
                 anyhow::bail!(sluice::Error::from(sluice::config::ConfigError::Usage(
                     "nothing to list: pass --store URL, or a config with [store] url or sets (see --config)".to_owned()
                 )));
@@ -72,8 +76,8 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         }
     }
     let mut manifests: Vec<Manifest> = Vec::new();
-    for (name, url) in &sets {
-        let store = store::open(url).map_err(sluice::Error::from)?;
+    for (name, config) in &sets {
+        let store = store::open(config).await.map_err(sluice::Error::from)?;
         manifests.extend(
             catalog::list(store, name)
                 .await

@@ -79,7 +79,9 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             ..Overrides::default()
         },
     )?;
-    let store = store::open(&plan.store.url).map_err(sluice::Error::from)?;
+    let store = store::open(&plan.store)
+        .await
+        .map_err(sluice::Error::from)?;
     let identities =
         Arc::new(Identities::load(&args.identity.identities).map_err(sluice::Error::from)?);
     let manifest = catalog::find(store.as_ref(), &args.backup)

@@ -24,7 +24,9 @@ pub struct Args {
 
 pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let plan = context.set(&args.backup.set, Overrides::default())?;
-    let store = store::open(&plan.store.url).map_err(sluice::Error::from)?;
+    let store = store::open(&plan.store)
+        .await
+        .map_err(sluice::Error::from)?;
     let m = catalog::find(store.as_ref(), &args.backup)
         .await
         .map_err(sluice::Error::from)?;

@@ -16,6 +16,7 @@ mod interrupt;
 mod manifest_fuzz;
 mod mysql;
 mod postgres;
+mod s3_store;
 mod selection;
 mod tar_safety;
 

@@ -53,7 +53,9 @@ fn evil_tar(entries: &[Entry<'_>]) -> Vec<u8> {
 fn plant(w: &World, tar: Vec<u8>) -> String {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let store = store::open(&w.store_url()).unwrap();
+        let store = store::open(&sluice::config::StoreConfig::new(w.store_url()))
+            .await
+            .unwrap();
         let recipients = Recipients::parse(std::slice::from_ref(&w.recipient), "evil").unwrap();
         let id = BackupId::generate(jiff::Timestamp::now());
         let name = "media.tar.zst.age";

@@ -10,6 +10,8 @@ use std::{
 };
 
 use assert_cmd::Command;
+
+pub mod s3;
 use sha2::{Digest, Sha256};
 
 /// A scratch world: `root/store` is the store, `root/key.txt` the identity.

@@ -1,0 +1,274 @@
+//! A real S3-protocol server for the tests: s3s-fs 0.14 over a temporary
+//! directory, in process behind HTTP on 127.0.0.1 with SigV4 checking, and
+//! a small fault-injecting proxy in front of it that fails chosen
+//! `UploadPart` requests by count (an HTTP 500, or a connection dropped in
+//! the middle of the body) and passes everything else through.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto::Builder,
+};
+use s3s::{auth::SimpleAuth, service::S3ServiceBuilder};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+use super::World;
+
+pub const ACCESS_KEY: &str = "AKIDSLUICETEST";
+pub const SECRET_KEY: &str = "sluice-test-secret";
+pub const BUCKET: &str = "bucket";
+/// The store's key prefix in the bucket.
+pub const PREFIX: &str = "backups";
+
+/// What the proxy does to a request it fails.
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// Answer `500 InternalError` without passing the request on.
+    InternalError,
+    /// Read part of the body, then close the connection.
+    Drop,
+}
+
+type Rule = Box<dyn Fn(usize) -> Option<Fault> + Send + Sync>;
+
+/// s3s-fs behind the fault-injecting proxy.
+pub struct S3Server {
+    /// s3s-fs's root: `<root>/<bucket>/<key>` holds each object.
+    pub root: tempfile::TempDir,
+    /// The proxy's address, for `endpoint`.
+    pub endpoint: String,
+    upload_parts: Arc<AtomicUsize>,
+    rule: Arc<Mutex<Option<Rule>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl S3Server {
+    pub fn start() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir(root.path().join(BUCKET)).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let upload_parts = Arc::new(AtomicUsize::new(0));
+        let rule: Arc<Mutex<Option<Rule>>> = Arc::default();
+        let fs_root = root.path().to_owned();
+        let (upstream, endpoint) = runtime.block_on(async {
+            let upstream = serve_s3s_fs(&fs_root).await;
+            let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let endpoint = format!("http://{}", proxy.local_addr().unwrap());
+            (upstream, (proxy, endpoint))
+        });
+        let (proxy, endpoint) = endpoint;
+        {
+            let (upload_parts, rule) = (Arc::clone(&upload_parts), Arc::clone(&rule));
+            runtime.spawn(async move {
+                while let Ok((client, _)) = proxy.accept().await {
+                    let (upload_parts, rule) = (Arc::clone(&upload_parts), Arc::clone(&rule));
+                    tokio::spawn(async move {
+                        let _ = relay(client, upstream, &upload_parts, &rule).await;
+                    });
+                }
+            });
+        }
+        Self {
+            root,
+            endpoint,
+            upload_parts,
+            rule,
+            _runtime: runtime,
+        }
+    }
+
+    /// Fails the `n`th `UploadPart` request (counting from 1) as `rule(n)`
+    /// says.
+    pub fn fail_upload_parts(&self, rule: impl Fn(usize) -> Option<Fault> + Send + Sync + 'static) {
+        *self.rule.lock().unwrap() = Some(Box::new(rule));
+    }
+
+    /// `UploadPart` requests seen so far, failed ones included.
+    pub fn upload_part_requests(&self) -> usize {
+        self.upload_parts.load(Ordering::SeqCst)
+    }
+
+    /// The file s3s-fs keeps an object of the store in.
+    pub fn object_file(&self, key: &str) -> PathBuf {
+        self.root.path().join(BUCKET).join(PREFIX).join(key)
+    }
+
+    /// Files of multipart uploads s3s-fs still holds: `.upload-<id>.json`
+    /// and the parts, `.upload_id-<id>.part-<n>`.
+    pub fn pending_uploads(&self) -> usize {
+        fs::read_dir(self.root.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".upload"))
+            .count()
+    }
+}
+
+async fn serve_s3s_fs(root: &Path) -> std::net::SocketAddr {
+    let mut builder = S3ServiceBuilder::new(s3s_fs::FileSystem::new(root).unwrap());
+    builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+    let service = builder.build();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let _ = Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(socket), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// Relays one request: its head is read and rewritten to
+/// `Connection: close`, so each connection carries exactly one request and
+/// requests can be counted (and failed) one by one.
+async fn relay(
+    mut client: TcpStream,
+    upstream: std::net::SocketAddr,
+    upload_parts: &AtomicUsize,
+    rule: &Mutex<Option<Rule>>,
+) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 4096];
+    let body_start = loop {
+        let n = client.read(&mut byte).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&byte[..n]);
+        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+    };
+    let text = String::from_utf8_lossy(&head[..body_start]).into_owned();
+    let request_line = text.lines().next().unwrap_or_default();
+    let is_upload_part = request_line.starts_with("PUT ") && request_line.contains("partNumber=");
+    let fault = if is_upload_part {
+        let n = upload_parts.fetch_add(1, Ordering::SeqCst) + 1;
+        rule.lock().unwrap().as_ref().and_then(|r| r(n))
+    } else {
+        None
+    };
+    match fault {
+        Some(Fault::InternalError) => {
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code><Message>injected by the test proxy</Message></Error>";
+            let response = format!(
+                "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            client.write_all(response.as_bytes()).await?;
+            client.shutdown().await?;
+            // Drain what the client still sends, so it reads the answer
+            // instead of a reset.
+            while client.read(&mut byte).await? > 0 {}
+            Ok(())
+        }
+        Some(Fault::Drop) => {
+            let mut seen = head.len() - body_start;
+            while seen < 64 * 1024 {
+                let n = client.read(&mut byte).await?;
+                if n == 0 {
+                    break;
+                }
+                seen += n;
+            }
+            Ok(())
+        }
+        None => {
+            let mut rewritten = String::new();
+            for line in text[..text.len() - 2].split_inclusive("\r\n") {
+                if !line.to_ascii_lowercase().starts_with("connection:") {
+                    rewritten.push_str(line);
+                }
+            }
+            rewritten.push_str("Connection: close\r\n\r\n");
+            let mut server = TcpStream::connect(upstream).await?;
+            server.write_all(rewritten.as_bytes()).await?;
+            server.write_all(&head[body_start..]).await?;
+            tokio::io::copy_bidirectional(&mut client, &mut server).await?;
+            Ok(())
+        }
+    }
+}
+
+/// A [`World`] whose store is `s3://bucket/backups` on an [`S3Server`],
+/// configured through a config file (endpoint, path-style, 5 MiB parts,
+/// millisecond retries) and credentials in the environment.
+pub struct S3World {
+    pub world: World,
+    pub server: S3Server,
+}
+
+impl S3World {
+    pub fn new() -> Self {
+        let world = World::new();
+        let server = S3Server::start();
+        fs::write(
+            world.path("sluice.toml"),
+            format!(
+                "[store]\nurl = \"s3://{BUCKET}/{PREFIX}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\npath-style = true\npart-size = \"5MiB\"\nparallel-parts = 2\nattempts = 4\nretry-delay = \"1ms\"\n",
+                server.endpoint
+            ),
+        )
+        .unwrap();
+        // Empty AWS config files, so neither the caller's profiles nor a
+        // warning about missing files reach the tests.
+        fs::write(world.path("aws-config"), "").unwrap();
+        Self { world, server }
+    }
+
+    /// `sluice --config sluice.toml` with S3 credentials in its environment
+    /// and no AWS profile, endpoint or instance metadata of the caller's.
+    pub fn sluice(&self) -> assert_cmd::Command {
+        let mut cmd = self.world.sluice();
+        cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", self.world.path("no-aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.world.path("no-aws-credentials"),
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_ENDPOINT_URL_S3")
+            .args(["--config", "sluice.toml"]);
+        cmd
+    }
+
+    /// `sluice backup SET -r … --source SPEC`; the command's output.
+    pub fn backup(&self, set: &str, source: &str) -> std::process::Output {
+        self.sluice()
+            .args([
+                "backup",
+                set,
+                "-r",
+                &self.world.recipient,
+                "--source",
+                source,
+            ])
+            .output()
+            .unwrap()
+    }
+}
