@@ -90,3 +90,45 @@ fn the_example_config_parses() {
         .assert()
         .success();
 }
+
+#[test]
+fn a_set_with_its_own_keys_never_opens_with_the_default_key() {
+    let w = World::new();
+    w.sluice()
+        .args(["keygen", "-o", "staging.txt"])
+        .assert()
+        .success();
+    let staging = fs::read_to_string(w.path("staging.txt")).unwrap();
+    let staging_recipient = staging
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_owned();
+    fs::write(
+        w.path("sluice.toml"),
+        format!(
+            "[store]\nurl = \"{}\"\n[keys]\nrecipients = [\"{}\"]\n\
+             [[sets.prod.sources]]\nname = \"x\"\nkind = \"command\"\nbackup = [\"echo\", \"prod\"]\n\
+             [sets.staging.keys]\nrecipients = [\"{staging_recipient}\"]\n\
+             [[sets.staging.sources]]\nname = \"x\"\nkind = \"command\"\nbackup = [\"echo\", \"staging\"]\n",
+            w.store_url(),
+            w.recipient
+        ),
+    )
+    .unwrap();
+    w.sluice().args(["backup", "prod"]).assert().success();
+    w.sluice().args(["backup", "staging"]).assert().success();
+    let fetch = |set: &str, key: &str| w.sluice().args(["fetch", set, "-i", key]).output().unwrap();
+    assert_eq!(fetch("staging", "staging.txt").stdout, b"staging\n");
+    assert_eq!(fetch("prod", "key.txt").stdout, b"prod\n");
+    assert_eq!(
+        fetch("prod", "staging.txt").status.code(),
+        Some(1),
+        "the staging key opened production"
+    );
+    assert_eq!(
+        fetch("staging", "key.txt").status.code(),
+        Some(1),
+        "the default key opened staging"
+    );
+}
