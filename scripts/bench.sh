@@ -7,6 +7,7 @@
 #
 #   scripts/bench.sh            # 1 GiB, 3 runs each, in /dev/shm
 #   SIZE_MIB=256 RUNS=1 BENCH_DIR=/var/tmp scripts/bench.sh
+#   scripts/bench.sh postgres   # database mode, see bench_postgres below
 #
 # By default everything lives in /dev/shm, so the figures measure the
 # pipelines and not the disk (whose writeback noise here is larger than the
@@ -16,11 +17,61 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=${SIZE_MIB:-1024}
 runs=${RUNS:-3}
-for tool in zstd age /usr/bin/time python3; do
+for tool in zstd age /usr/bin/time python3 bc; do
     command -v "$tool" >/dev/null || { echo "bench.sh needs $tool (apt-get install -y zstd age time)" >&2; exit 1; }
 done
 cargo build --release --quiet
 sluice=$PWD/target/release/sluice
+
+# Database mode: a generated PostgreSQL database of about ROWS×100 bytes of
+# dump (10M rows ≈ 1 GiB), made with generate_series. Times, in one run:
+# pg_dump -Fc -Z0 > /dev/null (the physical limit), sluice backup, and
+# pg_dump | zstd -3 -T0 | age; then sluice restore into a new database vs
+# pg_restore of the uncompressed dump. Goals: backup <= 1.15 x pg_dump alone,
+# restore <= 1.1 x the plain restore.
+bench_postgres() {
+    local rows=${ROWS:-10000000} db=sluice_bench_src
+    export PGHOST=${PGHOST:-127.0.0.1} PGUSER=${PGUSER:-postgres}
+    work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/sluice-bench.XXXXXX")
+    trap 'rm -rf "$work"; for d in sluice_bench_src sluice_bench_a sluice_bench_b; do psql -qXc "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null; done; psql -qXAtc "SELECT datname FROM pg_database WHERE datname LIKE '"'"'sluice_bench_a_sluice%'"'"'" | while read -r d; do psql -qXc "DROP DATABASE IF EXISTS \"$d\" WITH (FORCE)"; done' EXIT
+    psql -qX -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+    echo "generating $rows rows..." >&2
+    psql -qX -d "$db" -c "CREATE TABLE events (id bigint PRIMARY KEY, account int NOT NULL, kind text NOT NULL, payload text, at timestamptz NOT NULL);
+        INSERT INTO events SELECT g, g % 100000, (ARRAY['login','view','buy','logout'])[1 + g % 4],
+               md5(g::text) || ' ' || md5((g * 7)::text), '2026-01-01'::timestamptz + g * interval '1 second'
+          FROM generate_series(1, $rows) g;"
+    "$sluice" keygen -o "$work/key.txt" > "$work/recipient.txt" 2>/dev/null
+    local recipient; recipient=$(cat "$work/recipient.txt")
+    mkdir "$work/store"
+    pg_dump -Fc -Z0 -d "$db" > "$work/plain.pgdump"   # warm up, and the plain restore's input
+    local size_mib=$(( $(stat -c %s "$work/plain.pgdump") / 1048576 ))
+    t() { local start end; start=$(date +%s.%N); "$@" > /dev/null; end=$(date +%s.%N); echo "$end - $start" | bc; }
+    local dump_alone sluice_backup pipeline sluice_restore plain_restore rss
+    dump_alone=$(t sh -c "pg_dump -Fc -Z0 -d $db > /dev/null")
+    /usr/bin/time -f "%e %M" -o "$work/t" "$sluice" -q backup bench --store "file://$work/store" -r "$recipient" --source "db=postgres:$db" > /dev/null
+    read -r sluice_backup rss < "$work/t"
+    pipeline=$(t sh -c "pg_dump -Fc -Z0 -d $db | zstd -3 -T0 -q | age -r $recipient > $work/pipe.age")
+    psql -qX -c "DROP DATABASE IF EXISTS sluice_bench_b" -c "CREATE DATABASE sluice_bench_b TEMPLATE template0"
+    plain_restore=$(t pg_restore --exit-on-error -d sluice_bench_b "$work/plain.pgdump")
+    sluice_restore=$(t "$sluice" -q restore bench --store "file://$work/store" -i "$work/key.txt" --into sluice_bench_a)
+    python3 - "$size_mib" "$dump_alone" "$sluice_backup" "$pipeline" "$plain_restore" "$sluice_restore" "$rss" <<'PY'
+import sys
+size, dump, backup, pipe, plain, restore, rss = sys.argv[1:]
+size, dump, backup, pipe, plain, restore, rss = int(size), float(dump), float(backup), float(pipe), float(plain), float(restore), int(rss)
+print(f"dump:                       {size} MiB (pg_dump -Fc -Z0)")
+print(f"pg_dump > /dev/null:        {dump:.2f} s")
+print(f"sluice backup:              {backup:.2f} s  ratio {backup / dump:.2f} (goal <= 1.15), peak RSS {rss / 1024:.0f} MiB")
+print(f"pg_dump | zstd | age:       {pipe:.2f} s  ratio sluice/pipeline {backup / pipe:.2f}")
+print(f"pg_restore (uncompressed):  {plain:.2f} s")
+print(f"sluice restore:             {restore:.2f} s  ratio {restore / plain:.2f} (goal <= 1.1)")
+PY
+}
+
+if [ "${1:-}" = postgres ]; then
+    bench_postgres
+    exit 0
+fi
+
 bench_dir=${BENCH_DIR:-/dev/shm}
 [ -d "$bench_dir" ] || bench_dir=${TMPDIR:-/tmp}
 work=$(mktemp -d "$bench_dir/sluice-bench.XXXXXX")

@@ -198,6 +198,36 @@ impl Salt {
         }
         Ok(Salt(bytes))
     }
+
+    /// The salt from `file` (trailing whitespace trimmed), or else from the
+    /// `SLUICE_ANON_SALT_FILE` file, or else from `SLUICE_ANON_SALT`; never
+    /// a default.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Salt, Error> {
+        let from_env_file = std::env::var_os("SLUICE_ANON_SALT_FILE").map(std::path::PathBuf::from);
+        let bytes = match file.map(std::path::Path::to_owned).or(from_env_file) {
+            Some(path) => {
+                let mut bytes = std::fs::read(&path).map_err(|e| {
+                    Error::Salt(format!(
+                        "could not read the salt file `{}`: {e}",
+                        path.display()
+                    ))
+                })?;
+                while bytes.last().is_some_and(u8::is_ascii_whitespace) {
+                    bytes.pop();
+                }
+                bytes
+            }
+            None => std::env::var("SLUICE_ANON_SALT")
+                .map(String::into_bytes)
+                .unwrap_or_default(),
+        };
+        if bytes.is_empty() {
+            return Err(Error::Salt(
+                "no anonymization salt: set SLUICE_ANON_SALT to a secret of at least 16 bytes (e.g. `openssl rand -hex 32`), or SLUICE_ANON_SALT_FILE to a file holding one; keep it the same every night so joins and repeated runs match".to_owned(),
+            ));
+        }
+        Salt::new(bytes)
+    }
 }
 
 impl fmt::Debug for Salt {

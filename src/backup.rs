@@ -1,16 +1,22 @@
-//! A backup run: every source of a set streamed into its object, then the
-//! manifest, written last, commits the backup.
+//! A backup run: every source of a set streamed into its object (and its
+//! anonymized copy, when configured), then the manifest, written last,
+//! commits the backup.
+
+mod anonymized;
 
 use std::io::Write;
 
 use jiff::Timestamp;
+
+use anonymized::AnonymizedCopy;
 
 use crate::{
     Cancel, Error,
     catalog::{self, BackupId, BackupKind, Manifest, ObjectRecord},
     config::{ConfigError, SetPlan},
     keys::Recipients,
-    pipeline::{self, PipelineError, UploadSettings},
+    pipeline::{self, PipelineError, Tee, UploadSettings, Uploaded, side_branch},
+    source::{PostgresSource, Source},
     store,
 };
 
@@ -19,8 +25,10 @@ use crate::{
 pub struct Options {
     /// Kept in the manifest and shown by `list`.
     pub note: Option<String>,
-    /// Manual or scheduled.
+    /// Manual, scheduled or pre-restore.
     pub kind: BackupKind,
+    /// For a pre-restore safety backup: the target it protects.
+    pub target: Option<String>,
 }
 
 impl Default for Options {
@@ -28,6 +36,7 @@ impl Default for Options {
         Self {
             note: None,
             kind: BackupKind::Manual,
+            target: None,
         }
     }
 }
@@ -53,22 +62,101 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
     };
     let started_at = Timestamp::now();
     let id = BackupId::generate(started_at);
+    let anonymized_recipients = if sources.iter().any(|s| s.anonymize_rules().is_some()) {
+        Some(Recipients::parse(&set.keys.anonymized_recipients, &set.name).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "set `{}` writes anonymized copies but has no `anonymized-recipients` under [keys]: add the developers' public keys (they never open full copies)",
+                set.name
+            ))
+        })?)
+    } else {
+        None
+    };
     let mut objects = Vec::with_capacity(sources.len());
+    let mut anonymized_failures = Vec::new();
     for source in sources {
+        if let Source::Postgres(pg) = source
+            && pg.globals
+        {
+            objects.push(
+                store_globals(store.as_ref(), set, &id, pg, &recipients, &settings, cancel).await?,
+            );
+        }
         let name = source.object_name();
         let key = catalog::object_key(&set.name, &id, &name);
-        let encryptor = recipients.encryptor()?;
         let started = std::time::Instant::now();
-        let produce = {
-            let (source, cancel) = (source.clone(), cancel.clone());
-            move |out: &mut dyn Write| source.dump(out, &cancel)
+        let mut not_made = None;
+        let copy = match (&anonymized_recipients, AnonymizedCopy::prepare(source)) {
+            (Some(r), Ok(Some(copy))) => Some((r, copy)),
+            (_, Ok(None)) | (None, _) => None,
+            (Some(_), Err(reason)) => {
+                anonymized_failures.push(format!(
+                    "the anonymized copy of `{}` was not made: {reason}",
+                    source.name()
+                ));
+                not_made = Some("the anonymized copy was not made (rules file or salt); the backup's log has the cause".to_owned());
+                None
+            }
         };
-        let stored = pipeline::upload(store.as_ref(), &key, encryptor, &settings, cancel, produce)
-            .await
-            .map_err(|e| match e {
-                PipelineError::Interrupted => Error::Interrupted,
-                e => e.into(),
-            })?;
+        let (stored, anonymized) = match copy {
+            None => {
+                let produce = {
+                    let (source, cancel) = (source.clone(), cancel.clone());
+                    move |out: &mut dyn Write| source.dump(out, &cancel)
+                };
+                let stored = pipeline::upload(
+                    store.as_ref(),
+                    &key,
+                    recipients.encryptor()?,
+                    &settings,
+                    cancel,
+                    produce,
+                )
+                .await;
+                (stored, None)
+            }
+            Some((anon_recipients, copy)) => {
+                let (side, side_input) = side_branch();
+                let produce = {
+                    let (source, cancel) = (source.clone(), cancel.clone());
+                    move |out: &mut dyn Write| {
+                        let mut tee = Tee::new(out, side);
+                        let result = source.dump(&mut tee, &cancel);
+                        tee.finish(result.is_ok());
+                        result
+                    }
+                };
+                let produce_anonymized = {
+                    let cancel = cancel.clone();
+                    move |out: &mut dyn Write| copy.produce(side_input, out, &cancel)
+                };
+                let anon_name = anonymized::object_name(source);
+                let anon_key = catalog::object_key(&set.name, &id, &anon_name);
+                let (stored, anonymized) = tokio::join!(
+                    pipeline::upload(
+                        store.as_ref(),
+                        &key,
+                        recipients.encryptor()?,
+                        &settings,
+                        cancel,
+                        produce
+                    ),
+                    pipeline::upload(
+                        store.as_ref(),
+                        &anon_key,
+                        anon_recipients.encryptor()?,
+                        &settings,
+                        cancel,
+                        produce_anonymized
+                    ),
+                );
+                (stored, Some((anon_name, anon_recipients, anonymized)))
+            }
+        };
+        let stored = stored.map_err(|e| match e {
+            PipelineError::Interrupted => Error::Interrupted,
+            e => e.into(),
+        })?;
         tracing::info!(
             source = source.name(),
             "stored {name}: {} read, {} stored, in {:.1?}",
@@ -76,27 +164,56 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
             crate::config::human_bytes(stored.stored_size),
             started.elapsed()
         );
-        objects.push(ObjectRecord {
-            source: source.name().to_owned(),
-            source_kind: source.kind().to_owned(),
-            format: source.format().to_owned(),
-            name,
-            compression_level: set.compression.level,
-            anonymized: false,
-            recipients: recipients.fingerprints().to_vec(),
-            plaintext_size: stored.plaintext_size,
-            stored_size: stored.stored_size,
-            part_size: settings.part_size,
-            sha256: stored.sha256,
-            parts: stored.parts,
-        });
+        let record = |name: String, stored: Uploaded, fingerprints: &[String], anonymized: bool| {
+            ObjectRecord {
+                source: source.name().to_owned(),
+                source_kind: source.kind().to_owned(),
+                format: if anonymized {
+                    "anon.sql".to_owned()
+                } else {
+                    source.format().to_owned()
+                },
+                name,
+                compression_level: set.compression.level,
+                anonymized,
+                anonymized_copy_failed: None,
+                recipients: fingerprints.to_vec(),
+                plaintext_size: stored.plaintext_size,
+                stored_size: stored.stored_size,
+                part_size: settings.part_size,
+                sha256: stored.sha256,
+                parts: stored.parts,
+            }
+        };
+        let mut full = record(name, stored, recipients.fingerprints(), false);
+        full.anonymized_copy_failed = not_made;
+        match anonymized {
+            Some((anon_name, anon_recipients, Ok(stored))) => {
+                objects.push(full);
+                objects.push(record(
+                    anon_name,
+                    stored,
+                    anon_recipients.fingerprints(),
+                    true,
+                ));
+            }
+            Some((_, _, Err(e))) => {
+                full.anonymized_copy_failed = Some(anonymized::manifest_reason(&e));
+                anonymized_failures.push(format!(
+                    "the anonymized copy of `{}` failed: {e}",
+                    source.name()
+                ));
+                objects.push(full);
+            }
+            None => objects.push(full),
+        }
     }
     let manifest = Manifest {
         format_version: catalog::FORMAT_VERSION,
         set: set.name.clone(),
         id,
         kind: options.kind,
-        target: None,
+        target: options.target.clone(),
         note: options.note.clone(),
         started_at,
         finished_at: Timestamp::now(),
@@ -111,5 +228,58 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
         return Err(Error::Interrupted);
     }
     catalog::commit(store.as_ref(), &manifest).await?;
+    if !anonymized_failures.is_empty() {
+        return Err(Error::AnonymizedCopies {
+            backup: format!("{}@{}", manifest.set, manifest.id),
+            failures: anonymized_failures.join("\n"),
+        });
+    }
     Ok(manifest)
+}
+
+/// Stores a PostgreSQL source's roles and tablespaces
+/// (`<name>.globals.sql.zst.age`, format `globals.sql`).
+async fn store_globals(
+    store: &dyn store::Store,
+    set: &SetPlan,
+    id: &BackupId,
+    source: &PostgresSource,
+    recipients: &Recipients,
+    settings: &UploadSettings,
+    cancel: &Cancel,
+) -> Result<ObjectRecord, Error> {
+    let name = format!("{}.globals.sql.zst.age", source.name);
+    let key = catalog::object_key(&set.name, id, &name);
+    let produce = {
+        let (source, cancel) = (source.clone(), cancel.clone());
+        move |out: &mut dyn Write| source.dump_globals(out, &cancel)
+    };
+    let stored = pipeline::upload(
+        store,
+        &key,
+        recipients.encryptor()?,
+        settings,
+        cancel,
+        produce,
+    )
+    .await
+    .map_err(|e| match e {
+        PipelineError::Interrupted => Error::Interrupted,
+        e => e.into(),
+    })?;
+    Ok(ObjectRecord {
+        source: source.name.clone(),
+        source_kind: "postgres".to_owned(),
+        format: "globals.sql".to_owned(),
+        name,
+        compression_level: settings.compression.level,
+        anonymized: false,
+        anonymized_copy_failed: None,
+        recipients: recipients.fingerprints().to_vec(),
+        plaintext_size: stored.plaintext_size,
+        stored_size: stored.stored_size,
+        part_size: settings.part_size,
+        sha256: stored.sha256,
+        parts: stored.parts,
+    })
 }

@@ -262,6 +262,10 @@ pub struct ObjectRecord {
     pub compression_level: i32,
     /// Whether this is the anonymized, dev-safe copy.
     pub anonymized: bool,
+    /// Set on a full copy whose anonymized copy failed: why (column names
+    /// and kinds of problem only, never data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymized_copy_failed: Option<String>,
     /// Fingerprints of the recipients that can open it.
     pub recipients: Vec<String>,
     /// Bytes the source wrote.
@@ -527,22 +531,30 @@ pub async fn find(store: &dyn Store, selector: &Selector) -> Result<Manifest, Ca
                 }),
             }
         }
-        Which::Latest => {
-            for id in backup_ids(store, set).await?.iter().rev() {
-                match load(store, set, id).await {
-                    Ok(m) if m.kind != BackupKind::PreRestore => return Ok(m),
-                    Ok(_) => {}
-                    Err(CatalogError::BadManifest { key, reason }) => {
-                        tracing::warn!(
-                            "skipping backup {set}@{id}: manifest `{key}` is invalid: {reason}"
-                        );
-                    }
-                    Err(e) => return Err(e),
-                }
+        Which::Latest => latest_where(store, set, |_| true).await,
+    }
+}
+
+/// The newest backup of `set` that is not a pre-restore safety copy and
+/// satisfies `wanted` (e.g. "has an anonymized copy").
+pub async fn latest_where(
+    store: &dyn Store,
+    set: &str,
+    wanted: impl Fn(&Manifest) -> bool,
+) -> Result<Manifest, CatalogError> {
+    for id in backup_ids(store, set).await?.iter().rev() {
+        match load(store, set, id).await {
+            Ok(m) if m.kind != BackupKind::PreRestore && wanted(&m) => return Ok(m),
+            Ok(_) => {}
+            Err(CatalogError::BadManifest { key, reason }) => {
+                tracing::warn!("skipping backup {set}@{id}: manifest `{key}` is invalid: {reason}");
             }
-            Err(CatalogError::NoBackups { set: set.clone() })
+            Err(e) => return Err(e),
         }
     }
+    Err(CatalogError::NoBackups {
+        set: set.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -568,6 +580,7 @@ mod tests {
                 name: "db.out.zst.age".into(),
                 compression_level: 3,
                 anonymized: false,
+                anonymized_copy_failed: None,
                 recipients: vec!["sha256:0011223344556677".into()],
                 plaintext_size: 100,
                 stored_size: 25,

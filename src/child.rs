@@ -138,11 +138,17 @@ impl CheckedChild {
         &self.program
     }
 
+    /// Kills the whole process group with SIGKILL and reaps the child,
+    /// keeping the handle (see [`CheckedChild::kill`]).
+    pub fn kill_group(&mut self) {
+        let _ = kill_process_group(Pid::from_child(&self.child), Signal::KILL);
+        let _ = self.child.wait();
+    }
+
     /// Kills the whole process group with SIGKILL and reaps the child. Used
     /// before anything could let the child see a clean end of its input.
     pub fn kill(mut self) {
-        let _ = kill_process_group(Pid::from_child(&self.child), Signal::KILL);
-        let _ = self.child.wait();
+        self.kill_group();
         if let Some(handle) = self.stderr.take() {
             let _ = handle.join();
         }

@@ -122,6 +122,23 @@ pub async fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<()> {
     }
 }
 
+/// The reader of sluice's results went away (`sluice list | head`): not a
+/// failure. Only results go through [`print`]; a restore or fetch whose
+/// output stops being read fails.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout was closed")]
+pub struct StdoutClosed;
+
+/// Writes a command's results to stdout.
+fn print(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        other => Ok(other?),
+    }
+}
+
 /// The config and the global flags, for subcommands.
 struct Context {
     config: Config,

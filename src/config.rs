@@ -209,6 +209,10 @@ pub struct KeysConfig {
     /// Public keys that open full copies.
     #[serde(default, deserialize_with = "env_strings")]
     pub recipients: Vec<String>,
+    /// Public keys that open anonymized copies (developers' keys); they
+    /// never open full copies.
+    #[serde(default, deserialize_with = "env_strings")]
+    pub anonymized_recipients: Vec<String>,
 }
 
 /// `[compression]`: zstd settings.
@@ -305,7 +309,15 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(path, &text)
+        let mut config = Self::parse(path, &text)?;
+        // Rules files named relative to the config live beside it.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for set in config.sets.values_mut() {
+            for source in &mut set.sources {
+                source.resolve_paths(base);
+            }
+        }
+        Ok(config)
     }
 
     /// Parses config text; `path` names it in errors.
@@ -361,6 +373,13 @@ impl Config {
         let mut keys = set.keys.or_else(|| self.keys.clone()).unwrap_or_default();
         if !overrides.recipients.is_empty() {
             keys.recipients = overrides.recipients.clone();
+        }
+        let mut names = std::collections::BTreeSet::new();
+        if let Some(duplicate) = overrides.sources.iter().find(|s| !names.insert(s.name())) {
+            return Err(ConfigError::Usage(format!(
+                "--source names `{}` twice; give each source its own name",
+                duplicate.name()
+            )));
         }
         let sources = if overrides.sources.is_empty() {
             set.sources
@@ -527,11 +546,6 @@ pub(crate) fn env_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::E
     interpolate(&raw, env_lookup).map_err(D::Error::custom)
 }
 
-/// Deserializes an optional string with `${VAR}` interpolation.
-pub(crate) fn env_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    env_string(d).map(Some)
-}
-
 /// Deserializes a duration written as `"500ms"`, `"10s"` or `"2m"`.
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
@@ -547,6 +561,16 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 /// Deserializes a path with `${VAR}` interpolation.
 pub(crate) fn env_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
     env_string(d).map(PathBuf::from)
+}
+
+/// Deserializes an optional string with `${VAR}` interpolation.
+pub(crate) fn env_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    env_string(d).map(Some)
+}
+
+/// Deserializes an optional path with `${VAR}` interpolation.
+pub(crate) fn env_opt_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    env_string(d).map(|s| Some(PathBuf::from(s)))
 }
 
 /// Deserializes a list of strings with `${VAR}` interpolation.

@@ -33,6 +33,28 @@ pub enum Error {
     /// The anonymizer refused its input or its rules.
     #[error(transparent)]
     Anonymize(#[from] anonymize::Error),
+    /// A MariaDB/MySQL restore failed after it began applying statements.
+    #[error(
+        "restoring into {target} failed after it began, so the database may be partly restored: {cause}. Its previous contents are in the safety backup {safety}; to put them back: sluice restore {safety} --into {target} --yes"
+    )]
+    PartiallyRestored {
+        /// The database, without password.
+        target: String,
+        /// What failed.
+        cause: String,
+        /// `SET@ID` of the safety backup.
+        safety: String,
+    },
+    /// A backup committed its full copies, but an anonymized copy failed.
+    #[error(
+        "backup `{backup}` is committed with its full copies, but not every anonymized copy:\n{failures}"
+    )]
+    AnonymizedCopies {
+        /// `SET@ID`.
+        backup: String,
+        /// One line per failed copy.
+        failures: String,
+    },
     /// The run was stopped by a signal (Ctrl-C, SIGTERM) and cleaned up.
     #[error("interrupted: the run was stopped before it finished and nothing was committed")]
     Interrupted,
@@ -44,8 +66,15 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) => 2,
-            Error::Keys(e) if e.is_usage() => 2,
+            Error::Keys(_) => 2,
+            Error::Store(StoreError::InvalidUrl { .. } | StoreError::MissingRoot { .. }) => 2,
+            Error::Restore(
+                RestoreError::UnknownSource { .. }
+                | RestoreError::NoTarget { .. }
+                | RestoreError::SeveralSources { .. },
+            ) => 2,
             Error::Catalog(e) if e.is_usage() => 2,
+            Error::Restore(RestoreError::NeedsConfirmation { .. }) => 2,
             Error::Anonymize(anonymize::Error::Rules(_) | anonymize::Error::Salt(_)) => 2,
             _ => 1,
         }

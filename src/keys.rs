@@ -71,19 +71,6 @@ pub enum KeyError {
     Encrypt(String),
 }
 
-impl KeyError {
-    /// Whether the user gave something wrong (exit code 2) rather than a
-    /// file being unreadable.
-    pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            KeyError::InvalidRecipient { .. }
-                | KeyError::NoRecipients { .. }
-                | KeyError::NoIdentity
-        )
-    }
-}
-
 /// A short, stable name for a public key: `sha256:` and the first 16 hex
 /// digits of the SHA-256 of the key as written (without an SSH comment).
 /// Manifests record these so a user can tell which key opens an object.
@@ -291,7 +278,8 @@ pub fn generate() -> NewKey {
     let recipient = identity.to_public().to_string();
     let created = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ");
     let identity_file = format!(
-        "# created: {created}\n# public key: {recipient}\n{}\n",
+        "# created: {created}\n# public key: {recipient}\n# fingerprint: {}\n{}\n",
+        fingerprint(&recipient),
         identity.to_string().expose_secret()
     );
     NewKey {

@@ -1,10 +1,11 @@
 //! The `sluice` command: parse, run, and turn the outcome into an exit code.
-//! Errors are printed as "error: {:#}" on stderr; a closed stdout (as in
-//! `sluice list | head`) is not an error.
+//! Errors are printed as "error: {:#}" on stderr; a closed stdout while
+//! printing results (as in `sluice list | head`) is not an error, while a
+//! restore or fetch whose output stops being read is.
 
 mod cli;
 
-use std::{io, process::ExitCode};
+use std::process::ExitCode;
 
 use clap::Parser;
 use sluice::Cancel;
@@ -26,7 +27,7 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.is::<cli::StdoutClosed>() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", describe(&e));
             let code = e
@@ -51,12 +52,4 @@ fn describe(e: &anyhow::Error) -> String {
         }
     }
     text
-}
-
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        cause
-            .downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-    })
 }

@@ -10,6 +10,7 @@
 mod channel;
 mod decode;
 mod download;
+mod tee;
 mod upload;
 
 use std::io;
@@ -19,6 +20,7 @@ use crate::{source::SourceError, store::StoreError};
 pub(crate) use channel::is_secondary;
 pub(crate) use decode::{Decoded, open_decoder, pipeline_error};
 pub(crate) use download::start_download;
+pub use tee::{SideReader, SideSender, Tee, side_branch};
 pub use upload::{UploadSettings, Uploaded, upload};
 
 /// Streaming an object into or out of the store failed.

@@ -6,6 +6,10 @@
 //! - a command (`command` sources with `restore = [...]`): its stdin is
 //!   closed only after the stream verified, and its process group is killed
 //!   on any error;
+//! - a PostgreSQL database: restored into a fresh database, swapped in by
+//!   rename only after pg_restore succeeded on a verified stream;
+//! - a MariaDB/MySQL database: verified in a pass of its own, safety-backed
+//!   up, then applied;
 //! - a file (`fetch -o`): written under a temporary name, renamed into place
 //!   after the stream verified;
 //! - stdout: bytes flow as they are decoded; the exit status says whether the
@@ -13,6 +17,11 @@
 
 mod command;
 mod files;
+mod mysql;
+mod plan;
+pub mod postgres;
+
+pub use plan::{GLOBALS_FORMAT, Step, Target, plan};
 
 use std::{
     cell::RefCell,
@@ -28,7 +37,7 @@ use tokio::task::spawn_blocking;
 
 use crate::{
     Cancel, Error,
-    catalog::{Manifest, ObjectRecord},
+    catalog::Manifest,
     child::ChildError,
     config::SetPlan,
     keys::Identities,
@@ -36,50 +45,6 @@ use crate::{
     source::Source,
     store::Store,
 };
-
-/// Where a restored object goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// A directory whose contents the backup replaces.
-    Directory(PathBuf),
-    /// A command whose stdin receives the plaintext.
-    Command(Vec<String>),
-    /// A new file holding the plaintext.
-    File(PathBuf),
-    /// This process's stdout.
-    Stdout,
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Directory(p) | Target::File(p) => write!(f, "{}", p.display()),
-            Target::Command(argv) => write!(f, "`{}`", shell_words::join(argv)),
-            Target::Stdout => f.write_str("stdout"),
-        }
-    }
-}
-
-/// One object of a backup and where it goes.
-#[derive(Clone, Debug)]
-pub struct Step {
-    /// The object.
-    pub object: ObjectRecord,
-    /// Its target.
-    pub target: Target,
-}
-
-impl Step {
-    /// Whether restoring would replace something that exists, so the user
-    /// must confirm (`--yes`, or typing the target's name at a terminal).
-    pub fn is_destructive(&self) -> bool {
-        match &self.target {
-            Target::Directory(p) => fs::read_dir(p).is_ok_and(|mut d| d.next().is_some()),
-            Target::Command(_) => true,
-            Target::File(_) | Target::Stdout => false,
-        }
-    }
-}
 
 /// A restore could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +114,22 @@ pub enum RestoreError {
         /// The names it has.
         available: String,
     },
+    /// A database could not be prepared, queried or swapped.
+    #[error("database {target}: {reason}")]
+    Database {
+        /// The database, without password.
+        target: String,
+        /// The client's message.
+        reason: String,
+    },
+    /// A command that takes one object was given a backup with several.
+    #[error("backup `{backup}` has several sources ({available}); pick one with --source NAME")]
+    SeveralSources {
+        /// `SET@ID`.
+        backup: String,
+        /// Its sources.
+        available: String,
+    },
     /// No target is known for an object.
     #[error("no restore target for source `{name}`: {hint}")]
     NoTarget {
@@ -159,98 +140,40 @@ pub enum RestoreError {
     },
 }
 
-/// Decides where each object of `manifest` goes: every object (in the set's
-/// configured source order, then the manifest's), or the one `--source`
-/// names; `into` overrides the target of a single `files` object.
-pub fn plan(
-    manifest: &Manifest,
+/// Before a MariaDB/MySQL restore replaces an existing database, backs it
+/// up into the set as a `pre-restore` backup naming its target (PostgreSQL
+/// keeps the replaced database itself; other targets need none). Never
+/// chosen by `@latest`.
+async fn safety_backup(
     set: &SetPlan,
-    only: Option<&str>,
-    into: Option<&Path>,
-) -> Result<Vec<Step>, RestoreError> {
-    let backup = format!("{}@{}", manifest.set, manifest.id);
-    let mut objects: Vec<&ObjectRecord> =
-        manifest.objects.iter().filter(|o| !o.anonymized).collect();
-    if let Some(name) = only {
-        objects.retain(|o| o.source == name);
-        if objects.is_empty() {
-            return Err(RestoreError::UnknownSource {
-                backup,
-                name: name.to_owned(),
-                available: manifest
-                    .objects
-                    .iter()
-                    .map(|o| o.source.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        }
-    }
-    let position = |o: &&ObjectRecord| {
-        set.sources
-            .iter()
-            .position(|s| s.name() == o.source)
-            .unwrap_or(usize::MAX)
+    step: &Step,
+    cancel: &Cancel,
+) -> Result<Option<Manifest>, Error> {
+    let Target::Mysql(target, tools) = &step.target else {
+        return Ok(None);
     };
-    objects.sort_by_key(position);
-    if into.is_some() && objects.len() > 1 {
-        return Err(RestoreError::NoTarget {
-            name: objects
-                .iter()
-                .map(|o| o.source.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            hint: "--into names one target; pick the source with --source NAME".to_owned(),
-        });
+    let (target, tools) = (target.clone(), *tools);
+    let exists = spawn_blocking(move || mysql::exists(&target, tools).map(|e| (e, target)))
+        .await
+        .expect("query panicked")?;
+    let (exists, target) = exists;
+    if !exists {
+        return Ok(None);
     }
-    let steps = objects
-        .into_iter()
-        .map(|object| {
-            let configured = set.sources.iter().find(|s| s.name() == object.source);
-            let target = target_for(object, configured, into)?;
-            Ok(Step {
-                object: object.clone(),
-                target,
-            })
-        })
-        .collect::<Result<Vec<_>, RestoreError>>()?;
-    if steps.iter().filter(|s| s.target == Target::Stdout).count() > 1 {
-        return Err(RestoreError::NoTarget {
-            name: steps
-                .iter()
-                .map(|s| s.object.source.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            hint: "several sources would go to stdout; pick one with --source NAME".to_owned(),
-        });
-    }
-    Ok(steps)
-}
-
-fn target_for(
-    object: &ObjectRecord,
-    configured: Option<&Source>,
-    into: Option<&Path>,
-) -> Result<Target, RestoreError> {
-    let no_target = |hint: &str| RestoreError::NoTarget {
-        name: object.source.clone(),
-        hint: hint.to_owned(),
+    let mut safety = set.clone();
+    safety.sources = vec![Source::Mysql(crate::source::MysqlSource::for_target(
+        &step.object.source,
+        &target,
+        tools,
+    ))];
+    let options = crate::backup::Options {
+        note: Some("pre-restore".to_owned()),
+        kind: crate::catalog::BackupKind::PreRestore,
+        target: Some(target.display()),
     };
-    match (object.source_kind.as_str(), into, configured) {
-        ("files", Some(dir), _) => Ok(Target::Directory(dir.to_owned())),
-        ("files", None, Some(Source::Files(s))) => Ok(Target::Directory(s.path.clone())),
-        ("files", None, _) => Err(no_target("pass --into DIR")),
-        ("command", Some(_), _) => Err(no_target(
-            "a command source restores through its configured `restore` command or to stdout; to write its plaintext to a file use `sluice fetch -o FILE`",
-        )),
-        ("command", None, Some(Source::Command(s))) => {
-            Ok(s.restore.clone().map_or(Target::Stdout, Target::Command))
-        }
-        ("command", None, _) => Ok(Target::Stdout),
-        (kind, ..) => Err(no_target(&format!(
-            "its kind `{kind}` is not one this version of sluice restores; use `sluice fetch` for its plaintext"
-        ))),
-    }
+    crate::backup::run(&safety, &options, cancel)
+        .await
+        .map(Some)
 }
 
 /// Settings of a restore.
@@ -258,12 +181,73 @@ fn target_for(
 pub struct Settings {
     /// Parts downloaded at once.
     pub parallel_parts: usize,
+    /// How PostgreSQL targets are restored.
+    pub postgres: postgres::Options,
 }
 
 /// Restores one object into its target. Nothing reaches a directory or file
-/// target, and a command never sees the end of its input, unless every part,
-/// age's final chunk, zstd's checksum and the plaintext size verified.
+/// target, and a command or database never sees the end of its input, unless
+/// every part, age's final chunk, zstd's checksum and the plaintext size
+/// verified. A MariaDB/MySQL target is first verified in a pass of its own;
+/// then, with `safety` (the set to store it in), an existing target database
+/// is backed up as `pre-restore` before anything is applied.
 pub async fn run_step(
+    store: Arc<dyn Store>,
+    manifest: &Manifest,
+    step: &Step,
+    identities: Arc<Identities>,
+    settings: &Settings,
+    safety: Option<&SetPlan>,
+    cancel: &Cancel,
+) -> Result<(), Error> {
+    if !matches!(step.target, Target::Mysql(..)) {
+        return stream_step(store, manifest, step, identities, settings, cancel).await;
+    }
+    // DDL commits as it goes: prove the whole object sound before a single
+    // statement reaches the server.
+    let verify = Step {
+        object: step.object.clone(),
+        target: Target::Verify,
+    };
+    stream_step(
+        Arc::clone(&store),
+        manifest,
+        &verify,
+        Arc::clone(&identities),
+        settings,
+        cancel,
+    )
+    .await?;
+    tracing::info!(
+        "verified {}; applying it to {}",
+        step.object.name,
+        step.target
+    );
+    let safety_copy = match safety {
+        Some(set) => safety_backup(set, step, cancel).await?,
+        None => None,
+    };
+    if let Some(copy) = &safety_copy {
+        tracing::info!(
+            "took safety backup {}@{} of {} before replacing it",
+            copy.set,
+            copy.id,
+            step.target
+        );
+    }
+    stream_step(store, manifest, step, identities, settings, cancel)
+        .await
+        .map_err(|e| match safety_copy {
+            Some(copy) => Error::PartiallyRestored {
+                target: step.target.to_string(),
+                cause: e.to_string(),
+                safety: format!("{}@{}", copy.set, copy.id),
+            },
+            None => e,
+        })
+}
+
+async fn stream_step(
     store: Arc<dyn Store>,
     manifest: &Manifest,
     step: &Step,
@@ -288,9 +272,17 @@ pub async fn run_step(
         manifest.id.to_string(),
         cancel.clone(),
     );
+    let pg_options = settings.postgres;
     let mut work = spawn_blocking(move || -> Result<Pending, RestoreError> {
         let decoded = open_decoder(reader, &identities, &object).map_err(stream_error)?;
-        receive(decoded, &target, &id, &worker_cancel)
+        receive(
+            decoded,
+            &target,
+            &object.format,
+            &id,
+            &pg_options,
+            &worker_cancel,
+        )
     });
 
     let joined = tokio::select! {
@@ -310,7 +302,8 @@ pub async fn run_step(
         _ if cancel.is_fired() => Err(Error::Interrupted),
         (Ok(()), Ok(pending)) => {
             let id = manifest.id.to_string();
-            spawn_blocking(move || pending.commit(&id))
+            let pg_options = settings.postgres;
+            spawn_blocking(move || pending.commit(&id, &pg_options))
                 .await
                 .expect("commit panicked")?;
             Ok(())
@@ -330,14 +323,18 @@ pub async fn run_step(
 enum Pending {
     Staged(files::Staged),
     Fed(command::Fed),
+    Postgres(postgres::Loaded),
+    Globals(postgres::Globals),
     File { partial: PathBuf, path: PathBuf },
     Done,
 }
 
 impl Pending {
-    fn commit(self, id: &str) -> Result<(), RestoreError> {
+    fn commit(self, id: &str, pg_options: &postgres::Options) -> Result<(), RestoreError> {
         match self {
             Pending::Staged(staged) => staged.commit(id),
+            Pending::Postgres(loaded) => loaded.commit(pg_options),
+            Pending::Globals(globals) => globals.apply(),
             Pending::Fed(fed) => fed.commit(),
             Pending::File { partial, path } => {
                 fs::rename(&partial, &path).map_err(|source| RestoreError::Io {
@@ -354,6 +351,8 @@ impl Pending {
         match self {
             Pending::Staged(staged) => staged.discard(),
             Pending::Fed(fed) => fed.discard(),
+            Pending::Postgres(loaded) => loaded.discard(),
+            Pending::Globals(_) => {}
             Pending::File { partial, .. } => {
                 let _ = fs::remove_file(partial);
             }
@@ -367,7 +366,9 @@ impl Pending {
 fn receive(
     decoded: crate::pipeline::Decoded,
     target: &Target,
+    format: &str,
     id: &str,
+    pg_options: &postgres::Options,
     cancel: &Cancel,
 ) -> Result<Pending, RestoreError> {
     let failure = Rc::new(RefCell::new(None));
@@ -379,6 +380,14 @@ fn receive(
         Target::Directory(dir) => files::stage(&mut reader, dir, id).map(Pending::Staged),
         Target::Command(argv) => command::feed(&mut reader, argv, cancel).map(Pending::Fed),
         Target::File(path) => write_file(&mut reader, path, id),
+        Target::Postgres(t) => {
+            postgres::load(&mut reader, t, format, id, pg_options, cancel).map(Pending::Postgres)
+        }
+        Target::Mysql(t, tools) => mysql::apply(&mut reader, t, *tools, cancel).map(Pending::Fed),
+        Target::PostgresGlobals(t) => postgres::read_globals(&mut reader, t).map(Pending::Globals),
+        Target::Verify => io::copy(&mut reader, &mut io::sink())
+            .map(|_| Pending::Done)
+            .map_err(|source| RestoreError::Archive { source }),
         Target::Stdout => {
             let mut out = io::stdout().lock();
             io::copy(&mut reader, &mut out)

@@ -4,6 +4,8 @@
 
 pub mod command;
 pub mod files;
+pub mod mysql;
+pub mod postgres;
 
 use std::io::{self, Write};
 
@@ -13,6 +15,8 @@ use crate::{Cancel, child::ChildError};
 
 pub use command::CommandSource;
 pub use files::FilesSource;
+pub use mysql::MysqlSource;
+pub use postgres::PostgresSource;
 
 /// One source of a set, as configured (`[[sets.NAME.sources]]`) or given
 /// with `--source NAME=KIND:ARG`.
@@ -23,6 +27,10 @@ pub enum Source {
     Command(CommandSource),
     /// A directory, as tar.
     Files(FilesSource),
+    /// A PostgreSQL database, with pg_dump.
+    Postgres(PostgresSource),
+    /// A MariaDB or MySQL database, with mariadb-dump or mysqldump.
+    Mysql(MysqlSource),
 }
 
 impl Source {
@@ -31,6 +39,8 @@ impl Source {
         match self {
             Source::Command(s) => &s.name,
             Source::Files(s) => &s.name,
+            Source::Postgres(s) => &s.name,
+            Source::Mysql(s) => &s.name,
         }
     }
 
@@ -39,6 +49,8 @@ impl Source {
         match self {
             Source::Command(_) => "command",
             Source::Files(_) => "files",
+            Source::Postgres(_) => "postgres",
+            Source::Mysql(_) => "mysql",
         }
     }
 
@@ -47,6 +59,8 @@ impl Source {
         match self {
             Source::Command(s) => &s.extension,
             Source::Files(_) => "tar",
+            Source::Postgres(s) => s.extension(),
+            Source::Mysql(_) => "sql",
         }
     }
 
@@ -60,38 +74,87 @@ impl Source {
         match self {
             Source::Command(s) => s.dump(out, cancel),
             Source::Files(s) => s.dump(out, cancel),
+            Source::Postgres(s) => s.dump(out, cancel),
+            Source::Mysql(s) => s.dump(out, cancel),
+        }
+    }
+
+    /// The anonymization rules file, for sources that write an anonymized copy.
+    pub fn anonymize_rules(&self) -> Option<&std::path::Path> {
+        match self {
+            Source::Postgres(s) => s.anonymize.as_deref(),
+            Source::Mysql(s) => s.anonymize.as_deref(),
+            Source::Command(_) | Source::Files(_) => None,
+        }
+    }
+
+    /// Makes relative paths in the source's settings relative to `base`.
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        let rules = match self {
+            Source::Postgres(s) => &mut s.anonymize,
+            Source::Mysql(s) => &mut s.anonymize,
+            Source::Command(_) | Source::Files(_) => return,
+        };
+        if let Some(path) = rules
+            && path.is_relative()
+        {
+            *path = base.join(&*path);
         }
     }
 
     /// Parses `NAME=KIND:ARG`: `db=command:pg_dumpall -U postgres`
     /// (ARG split by shell-word rules; no shell runs) or `media=files:/srv/media`.
     pub fn from_flag(flag: &str) -> Result<Self, String> {
-        let usage = "expected NAME=KIND:ARG, e.g. media=files:/srv/media or dump=command:\"pg_dumpall -U postgres\"";
+        // Errors name the flag without its argument when that is a URL,
+        // which may hold a password.
+        let shown = match flag.split_once(':') {
+            Some((head, arg)) if arg.contains("://") => format!("{head}:…"),
+            _ => flag.to_owned(),
+        };
+        let usage = "expected NAME=KIND:ARG, e.g. media=files:/srv/media, db=postgres:app (or a postgres:// URL), shop=mysql:shop (or a mysql:// URL) or dump=command:\"pg_dumpall -U postgres\"";
         let (name, rest) = flag
             .split_once('=')
-            .ok_or_else(|| format!("`{flag}`: {usage}"))?;
+            .ok_or_else(|| format!("`{shown}`: {usage}"))?;
         let (kind, arg) = rest
             .split_once(':')
-            .ok_or_else(|| format!("`{flag}`: {usage}"))?;
+            .ok_or_else(|| format!("`{shown}`: {usage}"))?;
         validate_source_name(name)?;
         let source = match kind {
             "command" => {
                 let argv = shell_words::split(arg)
-                    .map_err(|e| format!("`{flag}`: cannot split the command ({e})"))?;
+                    .map_err(|e| format!("`{shown}`: cannot split the command ({e})"))?;
                 if argv.is_empty() {
-                    return Err(format!("`{flag}`: the command is empty"));
+                    return Err(format!("`{shown}`: the command is empty"));
                 }
                 Source::Command(CommandSource::new(name, argv))
             }
             "files" => {
                 if arg.is_empty() {
-                    return Err(format!("`{flag}`: the directory is empty"));
+                    return Err(format!("`{shown}`: the directory is empty"));
                 }
                 Source::Files(FilesSource::new(name, arg))
             }
+            "postgres" => {
+                let mut source = PostgresSource::new(name, arg);
+                if arg.contains("://") {
+                    source.url = Some(arg.to_owned());
+                    source.database = None;
+                }
+                source.target().map_err(|e| format!("`{name}`: {e}"))?;
+                Source::Postgres(source)
+            }
+            "mysql" => {
+                let mut source = MysqlSource::new(name, arg);
+                if arg.contains("://") {
+                    source.url = Some(arg.to_owned());
+                    source.database = None;
+                }
+                source.target().map_err(|e| format!("`{name}`: {e}"))?;
+                Source::Mysql(source)
+            }
             other => {
                 return Err(format!(
-                    "`{flag}`: unknown source kind `{other}`; this version knows `command` and `files`"
+                    "`{shown}`: unknown source kind `{other}`; this version knows `command`, `files`, `postgres` and `mysql`"
                 ));
             }
         };
@@ -160,6 +223,25 @@ pub enum SourceError {
     /// The next stage stopped taking data, or writing the archive failed.
     #[error("could not pass the dump on: {0}")]
     Output(io::Error),
+    /// A source's settings cannot be used.
+    #[error("source `{source_name}`: {reason}")]
+    Config {
+        /// The source.
+        source_name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The anonymized copy was refused or failed.
+    #[error(transparent)]
+    Anonymize(#[from] crate::anonymize::Error),
+    /// pg_dump is older than the server.
+    #[error(
+        "pg_dump is older than the server ({detail}); install the client tools of the server's major version (e.g. postgresql-client-17) and put them first on PATH"
+    )]
+    VersionMismatch {
+        /// pg_dump's own line naming both versions.
+        detail: String,
+    },
     /// The run was cancelled.
     #[error("interrupted")]
     Interrupted,

@@ -39,8 +39,8 @@ pub struct Args {
     #[arg(long, value_enum)]
     dialect: Option<DialectArg>,
 
-    /// File holding the secret salt (instead of SLUICE_ANON_SALT)
-    #[arg(long, value_name = "FILE", env = "SLUICE_ANON_SALT_FILE")]
+    /// File holding the secret salt [default: $SLUICE_ANON_SALT_FILE, else $SLUICE_ANON_SALT]
+    #[arg(long, value_name = "FILE")]
     salt_file: Option<PathBuf>,
 
     /// Write to this new file (mode 0600; appears only if the whole dump passed) instead of stdout
@@ -78,7 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::anyhow!("could not read rules file `{}`: {e}", rules_path.display())
     })?;
     let rules = Rules::from_toml(&text).map_err(sluice::Error::from)?;
-    let salt = load_salt(args.salt_file.as_deref())?;
+    let salt = Salt::load(args.salt_file.as_deref()).map_err(sluice::Error::from)?;
     let report = args.report;
     write_output(args.output.as_deref(), |out| {
         let summary = anonymize::anonymize(input, out, &rules, &salt, dialect)
@@ -88,31 +88,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Ok(())
     })
-}
-
-/// The salt from a file, or from SLUICE_ANON_SALT; never a default.
-fn load_salt(file: Option<&Path>) -> anyhow::Result<Salt> {
-    let bytes = match file {
-        Some(path) => {
-            let mut bytes = fs::read(path).map_err(|e| {
-                anyhow::anyhow!("could not read salt file `{}`: {e}", path.display())
-            })?;
-            while bytes.last().is_some_and(u8::is_ascii_whitespace) {
-                bytes.pop();
-            }
-            bytes
-        }
-        None => std::env::var("SLUICE_ANON_SALT")
-            .map(String::into_bytes)
-            .unwrap_or_default(),
-    };
-    if bytes.is_empty() {
-        return Err(sluice::Error::from(anonymize::Error::Salt(
-            "no anonymization salt: set SLUICE_ANON_SALT to a secret of at least 16 bytes (e.g. `openssl rand -hex 32`), or pass --salt-file FILE; keep it the same every night so joins and repeated runs match".to_owned(),
-        ))
-        .into());
-    }
-    Ok(Salt::new(bytes).map_err(sluice::Error::from)?)
 }
 
 /// Runs `write` against stdout, or against a temporary file renamed to

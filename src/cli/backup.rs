@@ -1,8 +1,12 @@
 //! `sluice backup SET`.
 
-use std::io::Write;
+use std::fmt::Write as _;
 
-use sluice::{Cancel, backup, config::Overrides, source::Source};
+use sluice::{
+    Cancel, backup,
+    config::{ConfigError, Overrides},
+    source::Source,
+};
 
 use super::Context;
 
@@ -22,9 +26,10 @@ pub struct Args {
     /// The set: a [sets.NAME] of the config, or any name with --source
     set: String,
 
-    /// Back up this instead of the configured sources (repeatable): NAME=files:DIR or NAME=command:ARGV (split by shell rules; no shell runs)
-    #[arg(long = "source", value_name = "NAME=KIND:ARG", value_parser = Source::from_flag)]
-    sources: Vec<Source>,
+    /// Back up this instead of the configured sources (repeatable): NAME=files:DIR, NAME=postgres:DB (or a postgres:// URL), NAME=mysql:DB (or a mysql:// URL), or NAME=command:ARGV (split by shell rules; no shell runs). Keep passwords out of it: use PGPASSWORD, option files or a config with ${VAR}
+
+    #[arg(long = "source", value_name = "NAME=KIND:ARG")]
+    sources: Vec<String>,
 
     /// Encrypt to this public key (age1…, ssh-ed25519 …, ssh-rsa …) instead of the configured recipients (repeatable)
     #[arg(short = 'r', long = "recipient", value_name = "KEY")]
@@ -40,11 +45,19 @@ pub struct Args {
 }
 
 pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Result<()> {
+    // Parsed here rather than by clap, whose errors would repeat the value
+    // (and a password in a URL with it).
+    let sources = args
+        .sources
+        .iter()
+        .map(|flag| Source::from_flag(flag))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| sluice::Error::from(ConfigError::Usage(format!("--source {e}"))))?;
     let set = context.set(
         &args.set,
         Overrides {
             recipients: args.recipients,
-            sources: args.sources,
+            sources,
             ..Overrides::default()
         },
     )?;
@@ -55,12 +68,12 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
         ..backup::Options::default()
     };
     let manifest = backup::run(&set, &options, cancel).await?;
-    let mut out = std::io::stdout().lock();
+    let mut out = String::new();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &manifest)?;
+        out.push_str(&serde_json::to_string_pretty(&manifest)?);
         writeln!(out)?;
     } else {
         writeln!(out, "{}@{}", manifest.set, manifest.id)?;
     }
-    Ok(())
+    super::print(&out)
 }

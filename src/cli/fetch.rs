@@ -4,7 +4,7 @@ use std::{io::IsTerminal, path::PathBuf, sync::Arc};
 
 use sluice::{
     Cancel,
-    catalog::{self, Selector},
+    catalog::{self, CatalogError, ObjectRecord, Selector, Which},
     config::Overrides,
     keys::Identities,
     restore::{self, RestoreError, Step, Target},
@@ -13,13 +13,16 @@ use sluice::{
 
 use super::{Context, IdentityArgs};
 
-/// Write one object's plaintext to a file or stdout: the dump exactly as the
-/// source produced it (a tar, a pg_dump archive, …).
+/// Write one object's plaintext to a file or stdout (the dump exactly as the
+/// source produced it: a tar, a pg_dump archive, …), or load it into a
+/// local database or directory with --into.
 ///
 /// With -o, the file appears only after the whole stream verified. On stdout
 /// bytes flow as they are decoded and a non-zero exit means the stream was
-/// incomplete; prefer `sluice restore` for anything that applies data.
-/// Reads only; takes no lock.
+/// incomplete. --into takes the same never-half-applied path as `restore`
+/// (without a safety backup: fetch never writes to the store), e.g.
+///   sluice fetch prod --source db --into postgres://localhost/app_dev --yes
+/// Reads only from the store; takes no lock.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// SET@ID, SET@latest or SET (the latest)
@@ -29,9 +32,22 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     source: Option<String>,
 
+    /// Take the anonymized, dev-safe copy (opened by a developer's key); with
+    /// SET or SET@latest, from the newest backup that has one
+    #[arg(long)]
+    anonymized: bool,
+
     /// Write to this new file (mode 0600) instead of stdout
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", conflicts_with = "into")]
     output: Option<PathBuf>,
+
+    /// Load it into this instead: a database (postgres://…/DB, mysql://…/DB, or a name) or a directory, created if missing; replaced only with --yes
+    #[arg(long, value_name = "TARGET")]
+    into: Option<PathBuf>,
+
+    /// With --into: replace an existing target without asking
+    #[arg(short, long, requires = "into")]
+    yes: bool,
 
     #[command(flatten)]
     identity: IdentityArgs,
@@ -44,14 +60,38 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
         .map_err(sluice::Error::from)?;
     let identities =
         Arc::new(Identities::load(&args.identity.identities).map_err(sluice::Error::from)?);
-    let manifest = catalog::find(store.as_ref(), &args.backup)
-        .await
-        .map_err(sluice::Error::from)?;
-    let candidates: Vec<_> = manifest
-        .objects
-        .iter()
-        .filter(|o| !o.anonymized && args.source.as_ref().is_none_or(|s| &o.source == s))
-        .collect();
+    // fetch takes data, never a server's roles.
+    let wanted = |o: &ObjectRecord| {
+        o.anonymized == args.anonymized
+            && o.format != restore::GLOBALS_FORMAT
+            && args.source.as_ref().is_none_or(|s| &o.source == s)
+    };
+    let manifest = if args.anonymized && args.backup.which == Which::Latest {
+        // A night whose anonymized copy failed does not stop developers: take
+        // the newest backup that has one, and say how old it is.
+        let m = catalog::latest_where(store.as_ref(), &args.backup.set, |m| m.objects.iter().any(wanted))
+            .await
+            .map_err(|e| match e {
+                CatalogError::NoBackups { set } => anyhow::anyhow!(
+                    "set `{set}` has no backup with an anonymized copy{}; check the source's `anonymize` rules and the backup logs",
+                    args.source.as_deref().map(|s| format!(" of `{s}`")).unwrap_or_default()
+                ),
+                e => sluice::Error::from(e).into(),
+            })?;
+        let age = jiff::Timestamp::now().duration_since(m.finished_at);
+        tracing::info!(
+            "using {}@{}, the newest backup with an anonymized copy, finished {:.0} hours ago",
+            m.set,
+            m.id,
+            age.as_secs_f64() / 3600.0
+        );
+        m
+    } else {
+        catalog::find(store.as_ref(), &args.backup)
+            .await
+            .map_err(sluice::Error::from)?
+    };
+    let candidates: Vec<_> = manifest.objects.iter().filter(|o| wanted(o)).collect();
     let object = match candidates.as_slice() {
         [one] => (*one).clone(),
         [] | [_, _, ..] => {
@@ -62,14 +102,49 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
                     name: name.clone(),
                     available: available.join(", "),
                 },
-                None => RestoreError::NoTarget {
-                    name: available.join(", "),
-                    hint: "the backup has several sources; pick one with --source NAME".to_owned(),
+                None => RestoreError::SeveralSources {
+                    backup: format!("{}@{}", manifest.set, manifest.id),
+                    available: available.join(", "),
                 },
             };
             return Err(sluice::Error::from(error).into());
         }
     };
+    if let Some(into) = &args.into {
+        let steps = restore::plan(
+            &manifest,
+            &plan,
+            Some(&object.source),
+            Some(into),
+            args.anonymized,
+        )
+        .map_err(sluice::Error::from)?;
+        let step = steps
+            .iter()
+            .find(|s| s.object.name == object.name)
+            .expect("the plan holds the chosen object");
+        if !args.yes && step.is_destructive().map_err(sluice::Error::from)? {
+            super::restore::confirm(step)?;
+        }
+        let settings = restore::Settings {
+            parallel_parts: plan.store.parallel_parts,
+            postgres: restore::postgres::Options {
+                no_owner: true,
+                no_privileges: true,
+                drop_old: false,
+                in_place: false,
+            },
+        };
+        restore::run_step(store, &manifest, step, identities, &settings, None, cancel).await?;
+        tracing::info!(
+            "loaded {} of {}@{} into {}",
+            object.source,
+            manifest.set,
+            manifest.id,
+            step.target
+        );
+        return Ok(());
+    }
     let target = match args.output {
         Some(path) => Target::File(path),
         None if std::io::stdout().is_terminal() => {
@@ -82,7 +157,8 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     let step = Step { object, target };
     let settings = restore::Settings {
         parallel_parts: plan.store.parallel_parts,
+        postgres: restore::postgres::Options::default(),
     };
-    restore::run_step(store, &manifest, &step, identities, &settings, cancel).await?;
+    restore::run_step(store, &manifest, &step, identities, &settings, None, cancel).await?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `sluice list [SET]`.
 
-use std::{collections::BTreeMap, io::Write};
+use std::{collections::BTreeMap, fmt::Write as _};
 
 use serde::Serialize;
 use sluice::{
@@ -20,7 +20,7 @@ pub struct Args {
     /// The set to list [default: all]
     set: Option<String>,
 
-    /// Print JSON (one object per backup) instead of a table
+    /// Print a JSON array (one object per backup) instead of a table
     #[arg(long)]
     json: bool,
 }
@@ -69,10 +69,9 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
                 sets.insert(name.to_owned(), plan.store);
             }
             if sets.is_empty() && default_store.is_none() {
-                return Err(sluice::Error::from(sluice::config::ConfigError::NoStore(
-                    "(any)".into(),
-                ))
-                .into());
+                anyhow::bail!(sluice::Error::from(sluice::config::ConfigError::Usage(
+                    "nothing to list: pass --store URL, or a config with [store] url or sets (see --config)".to_owned()
+                )));
             }
         }
     }
@@ -91,12 +90,12 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             args.set.as_deref().unwrap_or_default()
         );
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = String::new();
     if args.json {
         let entries: Vec<Entry<'_>> = manifests.iter().map(entry).collect();
-        serde_json::to_writer_pretty(&mut out, &entries)?;
+        out.push_str(&serde_json::to_string_pretty(&entries)?);
         writeln!(out)?;
-        return Ok(());
+        return super::print(&out);
     }
     if manifests.is_empty() {
         return Ok(());
@@ -125,7 +124,7 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             m.note.as_deref().unwrap_or("")
         )?;
     }
-    Ok(())
+    super::print(&out)
 }
 
 fn entry(m: &Manifest) -> Entry<'_> {

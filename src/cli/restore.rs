@@ -11,7 +11,7 @@ use sluice::{
     catalog::{self, Selector},
     config::Overrides,
     keys::Identities,
-    restore::{self, RestoreError, Step, Target},
+    restore::{self, RestoreError, Step},
     store,
 };
 
@@ -39,20 +39,46 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     source: Option<String>,
 
-    /// Restore into this directory instead of the configured one (one source)
-    #[arg(long, value_name = "DIR")]
+    /// Restore into this instead of the configured target (one source): a directory, or a database as postgres://…/DB, mysql://…/DB or just its name
+    #[arg(long, value_name = "TARGET")]
     into: Option<PathBuf>,
 
     /// Replace existing targets without asking
     #[arg(short, long)]
     yes: bool,
 
+    /// MariaDB/MySQL: encrypt the safety backup of the replaced database to this key instead of the configured recipients (repeatable)
+    #[arg(short = 'r', long = "recipient", value_name = "KEY")]
+    recipients: Vec<String>,
+
+    /// PostgreSQL: objects belong to the restoring role (pg_restore --no-owner), for another environment
+    #[arg(long)]
+    no_owner: bool,
+
+    /// PostgreSQL: skip the source's GRANTs (pg_restore --no-privileges)
+    #[arg(long)]
+    no_privileges: bool,
+
+    /// PostgreSQL: restore into the existing database with pg_restore --clean --if-exists --single-transaction instead of swapping in a new one (for those who cannot rename databases)
+    #[arg(long, conflicts_with = "drop_old")]
+    in_place: bool,
+
+    /// PostgreSQL: drop the replaced database after the swap instead of keeping it as <db>_sluice_previous
+    #[arg(long)]
+    drop_old: bool,
+
     #[command(flatten)]
     identity: IdentityArgs,
 }
 
 pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Result<()> {
-    let plan = context.set(&args.backup.set, Overrides::default())?;
+    let plan = context.set(
+        &args.backup.set,
+        Overrides {
+            recipients: args.recipients.clone(),
+            ..Overrides::default()
+        },
+    )?;
     let store = store::open(&plan.store)
         .await
         .map_err(sluice::Error::from)?;
@@ -66,16 +92,26 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
         &plan,
         args.source.as_deref(),
         args.into.as_deref(),
+        false,
     )
     .map_err(sluice::Error::from)?;
     if !args.yes {
-        for step in steps.iter().filter(|s| s.is_destructive()) {
-            confirm(step)?;
+        for step in &steps {
+            if step.is_destructive().map_err(sluice::Error::from)? {
+                confirm(step)?;
+            }
         }
     }
     let settings = restore::Settings {
         parallel_parts: plan.store.parallel_parts,
+        postgres: restore::postgres::Options {
+            no_owner: args.no_owner,
+            no_privileges: args.no_privileges,
+            drop_old: args.drop_old,
+            in_place: args.in_place,
+        },
     };
+    let mut done = Vec::new();
     for step in &steps {
         tracing::info!(
             "restoring {} of {}@{} into {}",
@@ -84,23 +120,39 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             manifest.id,
             step.target
         );
-        restore::run_step(
+        let restored = restore::run_step(
             Arc::clone(&store),
             &manifest,
             step,
             Arc::clone(&identities),
             &settings,
+            Some(&plan),
             cancel,
         )
-        .await?;
+        .await;
+        if let Err(e) = restored {
+            if !done.is_empty() {
+                let rest: Vec<&str> = steps[done.len()..]
+                    .iter()
+                    .map(|s| s.object.name.as_str())
+                    .collect();
+                tracing::error!(
+                    "stopped part-way through the backup: restored {}; not restored: {}",
+                    done.join(", "),
+                    rest.join(", ")
+                );
+            }
+            return Err(e.into());
+        }
         tracing::info!("restored {} into {}", step.object.source, step.target);
+        done.push(format!("{} into {}", step.object.name, step.target));
     }
     Ok(())
 }
 
 /// Asks the user to type the target's name, when stdin is a terminal;
 /// otherwise (a script) `--yes` is required.
-fn confirm(step: &Step) -> Result<(), sluice::Error> {
+pub(super) fn confirm(step: &Step) -> Result<(), sluice::Error> {
     let refuse = || {
         sluice::Error::from(RestoreError::NeedsConfirmation {
             target: step.target.to_string(),
@@ -109,13 +161,7 @@ fn confirm(step: &Step) -> Result<(), sluice::Error> {
     if !std::io::stdin().is_terminal() {
         return Err(refuse());
     }
-    let expected = match &step.target {
-        Target::Directory(p) => p.file_name().map_or_else(
-            || p.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        ),
-        _ => step.object.source.clone(),
-    };
+    let expected = step.confirmation_name();
     eprint!(
         "Restoring `{}` into {} replaces what is there now.\nType `{expected}` to go on: ",
         step.object.source, step.target

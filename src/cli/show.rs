@@ -1,6 +1,6 @@
 //! `sluice show SET@ID`.
 
-use std::io::Write;
+use std::fmt::Write as _;
 
 use sluice::{
     catalog::{self, Selector},
@@ -30,11 +30,11 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let m = catalog::find(store.as_ref(), &args.backup)
         .await
         .map_err(sluice::Error::from)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = String::new();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &m)?;
+        out.push_str(&serde_json::to_string_pretty(&m)?);
         writeln!(out)?;
-        return Ok(());
+        return super::print(&out);
     }
     writeln!(out, "backup    {}@{}", m.set, m.id)?;
     writeln!(out, "kind      {}", m.kind)?;
@@ -65,5 +65,5 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         writeln!(out, "  sha256      {}", o.sha256)?;
         writeln!(out, "  recipients  {}", o.recipients.join(", "))?;
     }
-    Ok(())
+    super::print(&out)
 }

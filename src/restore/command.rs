@@ -29,11 +29,21 @@ pub(crate) fn feed(
     argv: &[String],
     cancel: &Cancel,
 ) -> Result<Fed, RestoreError> {
+    feed_with_env(reader, argv, &[], cancel)
+}
+
+/// [`feed`], with extra environment for the command (a password).
+pub(crate) fn feed_with_env(
+    reader: &mut dyn Read,
+    argv: &[String],
+    env: &[(String, String)],
+    cancel: &Cancel,
+) -> Result<Fed, RestoreError> {
     let mut child = CheckedChild::spawn(
         argv,
         Stdio::piped(),
         Stdio::inherit(),
-        &[],
+        env,
         Echo::Info,
         cancel,
     )?;
@@ -46,7 +56,7 @@ pub(crate) fn feed(
             match child.wait_checked() {
                 Err(e) => Err(e.into()),
                 Ok(()) => Err(RestoreError::Io {
-                    op: "write to",
+                    op: "feed the whole backup to",
                     path: argv[0].clone().into(),
                     source,
                 }),

@@ -26,9 +26,38 @@ const OLD_PREFIX: &str = ".sluice-old-";
 
 /// Refuses a non-empty target unless the user confirmed.
 pub(crate) fn preflight(target: &Path, yes: bool) -> Result<(), RestoreError> {
+    use std::os::unix::fs::MetadataExt;
+    if target.exists() && !target.is_dir() {
+        return Err(RestoreError::Io {
+            op: "restore into",
+            path: target.to_owned(),
+            source: io::Error::other(
+                "it is not a directory; --into takes a directory for a `files` source",
+            ),
+        });
+    }
     match fs::read_dir(target) {
-        Ok(mut entries) => {
-            if entries.next().is_some() && !yes {
+        Ok(entries) => {
+            let device = fs::metadata(target).map(|m| m.dev()).ok();
+            let mut any = false;
+            for entry in entries.flatten() {
+                any = true;
+                // A mount point inside the target cannot be moved aside.
+                if let Ok(meta) = fs::symlink_metadata(entry.path())
+                    && meta.is_dir()
+                    && Some(meta.dev()) != device
+                {
+                    return Err(RestoreError::Io {
+                        op: "restore into",
+                        path: target.to_owned(),
+                        source: io::Error::other(format!(
+                            "`{}` inside it is a mount point, which a restore cannot replace; restore into the mount point itself, or unmount it",
+                            entry.path().display()
+                        )),
+                    });
+                }
+            }
+            if any && !yes {
                 return Err(RestoreError::NeedsConfirmation {
                     target: target.display().to_string(),
                 });
@@ -112,7 +141,42 @@ impl Staged {
             move |source| RestoreError::Io { op, path, source }
         };
         let old = self.target.join(format!("{OLD_PREFIX}{id}"));
-        fs::create_dir(&old).map_err(io_err("create", &old))?;
+        if let Err(e) = fs::create_dir(&old) {
+            self.discard();
+            return Err(io_err("create", &old)(e));
+        }
+        let mut moved_aside = Vec::new();
+        let mut moved_in = Vec::new();
+        let swapped = self.swap(&old, &mut moved_aside, &mut moved_in);
+        if let Err(e) = swapped {
+            // Put everything back where it was: the target as before, the
+            // restored entries back in staging, which is then removed.
+            for name in moved_in.iter().rev() {
+                let _ = fs::rename(self.target.join(name), self.staging.join(name));
+            }
+            for name in moved_aside.iter().rev() {
+                let _ = fs::rename(old.join(name), self.target.join(name));
+            }
+            let _ = fs::remove_dir(&old);
+            self.discard();
+            return Err(e);
+        }
+        fs::remove_dir(&self.staging).map_err(io_err("remove", &self.staging))?;
+        remove_tree(&old).map_err(io_err("remove", &old))
+    }
+
+    /// Moves the target's entries into `old`, then the staged ones into the
+    /// target, recording each name moved so a failure can be undone.
+    fn swap(
+        &self,
+        old: &Path,
+        moved_aside: &mut Vec<std::ffi::OsString>,
+        moved_in: &mut Vec<std::ffi::OsString>,
+    ) -> Result<(), RestoreError> {
+        let io_err = |op: &'static str, path: &Path| {
+            let path = path.to_owned();
+            move |source| RestoreError::Io { op, path, source }
+        };
         for entry in fs::read_dir(&self.target).map_err(io_err("read", &self.target))? {
             let entry = entry.map_err(io_err("read", &self.target))?;
             let path = entry.path();
@@ -120,15 +184,16 @@ impl Staged {
                 continue;
             }
             fs::rename(&path, old.join(entry.file_name())).map_err(io_err("move aside", &path))?;
+            moved_aside.push(entry.file_name());
         }
         for entry in fs::read_dir(&self.staging).map_err(io_err("read", &self.staging))? {
             let entry = entry.map_err(io_err("read", &self.staging))?;
             let path = entry.path();
             fs::rename(&path, self.target.join(entry.file_name()))
                 .map_err(io_err("move into place", &path))?;
+            moved_in.push(entry.file_name());
         }
-        fs::remove_dir(&self.staging).map_err(io_err("remove", &self.staging))?;
-        remove_tree(&old).map_err(io_err("remove", &old))
+        Ok(())
     }
 
     /// Removes the staging directory (and the target, if the restore created it).

@@ -61,31 +61,42 @@ impl CommandSource {
             Echo::Debug,
             cancel,
         )?;
-        let mut stdout = child.take_stdout().expect("stdout is piped");
-        let mut buf = vec![0u8; READ_SIZE];
-        loop {
-            let n = match stdout.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    let program = child.program().to_owned();
-                    child.kill();
-                    return Err(SourceError::ReadOutput { program, source });
-                }
-            };
-            if let Err(e) = out.write_all(&buf[..n]) {
-                child.kill();
-                return Err(SourceError::Output(e));
-            }
-        }
-        drop(stdout);
-        if cancel.is_fired() {
-            child.kill();
-            return Err(SourceError::Interrupted);
-        }
+        copy_stdout(&mut child, out, cancel)?;
         Ok(child.wait_checked()?)
     }
+}
+
+/// Copies a child's stdout to `out` until it ends. If reading fails, `out`
+/// stops taking data or the run is cancelled, the child is killed and the
+/// error returned; otherwise the caller checks its exit status.
+pub(crate) fn copy_stdout(
+    child: &mut CheckedChild,
+    out: &mut dyn Write,
+    cancel: &Cancel,
+) -> Result<(), SourceError> {
+    let mut stdout = child.take_stdout().expect("stdout is piped");
+    let mut buf = vec![0u8; READ_SIZE];
+    loop {
+        let n = match stdout.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                let program = child.program().to_owned();
+                child.kill_group();
+                return Err(SourceError::ReadOutput { program, source });
+            }
+        };
+        if let Err(e) = out.write_all(&buf[..n]) {
+            child.kill_group();
+            return Err(SourceError::Output(e));
+        }
+    }
+    if cancel.is_fired() {
+        child.kill_group();
+        return Err(SourceError::Interrupted);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

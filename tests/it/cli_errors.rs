@@ -25,7 +25,7 @@ fn a_missing_store_directory_is_named_with_the_fix() {
         .args(["--source", "x=command:echo hi"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let stderr = stderr_of(&out);
     assert!(
         stderr.contains("store directory `/nonexistent/sluice-store` does not exist"),
@@ -148,7 +148,7 @@ fn keygen_never_overwrites_an_identity() {
         .args(["keygen", "-o", "key.txt"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert_eq!(fs::read(w.key()).unwrap(), before);
 }
 

@@ -82,3 +82,49 @@ fn a_source_killed_by_a_signal_fails_the_backup() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("killed by signal 9"));
     assert!(w.listed_ids("dump").is_empty());
 }
+
+#[test]
+fn a_restore_command_that_stops_reading_fails_the_restore() {
+    let w = World::new();
+    let input = w.path("input.bin");
+    fs::write(&input, random_bytes(4 * 1024 * 1024, 4)).unwrap();
+    fs::write(
+        w.path("sluice.toml"),
+        format!(
+            "[store]\nurl = \"{}\"\n[keys]\nrecipients = [\"{}\"]\n[[sets.s.sources]]\nname = \"x\"\nkind = \"command\"\nbackup = [\"cat\", \"{}\"]\nrestore = [\"head\", \"-c\", \"100\"]\n",
+            w.store_url(),
+            w.recipient,
+            input.display()
+        ),
+    )
+    .unwrap();
+    w.sluice().args(["backup", "s"]).assert().success();
+    let out = w
+        .sluice()
+        .args(["restore", "s", "--yes", "-i", "key.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a restore that applied 100 bytes of 4 MiB succeeded"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("could not feed the whole backup to `head`")
+    );
+}
+
+#[test]
+fn a_password_in_a_bad_source_flag_is_never_echoed() {
+    let w = World::new();
+    let out = w
+        .sluice()
+        .args(["backup", "s", "--store", &w.store_url(), "-r", &w.recipient])
+        .args(["--source", "db=postgres:postgres://u:Sup3rSecret@h:99999/x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("Sup3rSecret"), "{stderr}");
+    assert!(stderr.contains("invalid PostgreSQL URL"), "{stderr}");
+}

@@ -75,3 +75,18 @@ fn an_unset_variable_is_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("`SLUICE_TEST_NOT_SET` is not set"));
 }
+
+#[test]
+fn the_example_config_parses() {
+    let w = World::new();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sluice.toml");
+    w.sluice()
+        .arg("--config")
+        .arg(&example)
+        .args(["list", "prod", "--store", &w.store_url()])
+        .env("PGPASSWORD", "x")
+        .env("SHOP_DB_PASSWORD", "x")
+        .env("MONGO_URI", "mongodb://localhost")
+        .assert()
+        .success();
+}

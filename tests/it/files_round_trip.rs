@@ -105,3 +105,41 @@ fn excluded_paths_are_left_out() {
     assert!(out.join("cache").is_dir());
     assert!(!out.join("cache/x").exists());
 }
+
+/// Needs root, to mount a tmpfs (as `scripts/test.sh` runs in CI).
+#[test]
+fn a_mount_point_inside_the_target_is_refused_before_anything_changes() {
+    let w = World::new();
+    let data = w.path("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("new.txt"), "new").unwrap();
+    let backup = w.backup("docs", &[&format!("docs=files:{}", data.display())]);
+    let target = w.path("target");
+    fs::create_dir_all(target.join("mnt")).unwrap();
+    fs::write(target.join("old.txt"), "old").unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "sluice-test",
+            target.join("mnt").to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "this test mounts a tmpfs and needs root");
+    let out = w
+        .sluice()
+        .args(["restore", &backup, "--yes", "--store", &w.store_url(), "-i"])
+        .arg(w.key())
+        .arg("--into")
+        .arg(&target)
+        .output()
+        .unwrap();
+    let _ = std::process::Command::new("umount")
+        .arg(target.join("mnt"))
+        .status();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a mount point"));
+    assert_eq!(fs::read_to_string(target.join("old.txt")).unwrap(), "old");
+    assert!(!has_sluice_leftovers(&target));
+}

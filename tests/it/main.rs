@@ -5,6 +5,7 @@
 mod anonymize_cli;
 mod anonymize_fixtures;
 mod anonymize_properties;
+mod anonymized_backup;
 mod cli_errors;
 mod command_round_trip;
 mod config_file;
@@ -13,6 +14,8 @@ mod integrity;
 mod interop;
 mod interrupt;
 mod manifest_fuzz;
+mod mysql;
+mod postgres;
 mod s3_store;
 mod selection;
 mod tar_safety;

@@ -96,6 +96,7 @@ fn plant(w: &World, tar: Vec<u8>) -> String {
                 name: name.into(),
                 compression_level: 3,
                 anonymized: false,
+                anonymized_copy_failed: None,
                 recipients: vec![],
                 plaintext_size: stored.plaintext_size,
                 stored_size: stored.stored_size,

@@ -2,6 +2,8 @@
 //! `sluice` command that sees neither the caller's config nor its SLUICE_*
 //! environment.
 
+pub mod db;
+
 use std::{
     fs,
     path::{Path, PathBuf},

@@ -1,0 +1,326 @@
+//! The `mysql` source: one MariaDB or MySQL database with `mariadb-dump` (or
+//! `mysqldump`), as plain SQL, without `--databases` so that a restore can
+//! target another name.
+//!
+//! A password reaches the tools only through `--defaults-extra-file` on a
+//! pipe (`/dev/fd/N`): never their command line, a log line or a manifest.
+
+use std::{
+    io::Write,
+    os::fd::{AsRawFd, OwnedFd},
+    process::Stdio,
+};
+
+use serde::Deserialize;
+
+use super::{SourceError, command::copy_stdout, postgres::percent_decode};
+use crate::{
+    Cancel,
+    child::{CheckedChild, Echo},
+};
+
+/// A MariaDB or MySQL database to dump.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MysqlSource {
+    /// The source's name in its set.
+    #[serde(deserialize_with = "crate::config::env_string")]
+    pub name: String,
+    /// `mysql://user:password@host:port/database`; the keys below override its parts.
+    #[serde(default, deserialize_with = "crate::config::env_opt_string")]
+    pub url: Option<String>,
+    /// Server host (the client's default, usually the local socket, when unset).
+    #[serde(default, deserialize_with = "crate::config::env_opt_string")]
+    pub host: Option<String>,
+    /// Server port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// User to connect as.
+    #[serde(default, deserialize_with = "crate::config::env_opt_string")]
+    pub user: Option<String>,
+    /// The database.
+    #[serde(default, deserialize_with = "crate::config::env_opt_string")]
+    pub database: Option<String>,
+    /// A rules file: also write `<name>.anon.sql.zst.age`, an anonymized
+    /// copy from the same dump, encrypted to `anonymized-recipients` only.
+    /// A relative path is relative to the config file.
+    #[serde(default, deserialize_with = "crate::config::env_opt_path")]
+    pub anonymize: Option<std::path::PathBuf>,
+    /// `mariadb` (mariadb-dump and mariadb) or `mysql` (mysqldump and
+    /// mysql); by default whichever is installed, MariaDB's first.
+    #[serde(default)]
+    pub tools: Option<MysqlTools>,
+}
+
+/// Which family of client tools to run; a dump is restored with the client
+/// of the same family (MariaDB's dumps start with a line MySQL's client
+/// rejects).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MysqlTools {
+    /// `mariadb-dump` and `mariadb`.
+    Mariadb,
+    /// `mysqldump` and `mysql`.
+    Mysql,
+}
+
+impl MysqlTools {
+    /// The family installed here, MariaDB's first.
+    pub fn detect() -> Self {
+        let on_path = |name: &str| {
+            std::env::var_os("PATH").is_some_and(|path| {
+                std::env::split_paths(&path).any(|dir| dir.join(name).is_file())
+            })
+        };
+        if on_path("mariadb-dump") || !on_path("mysqldump") {
+            MysqlTools::Mariadb
+        } else {
+            MysqlTools::Mysql
+        }
+    }
+
+    /// The dump tool.
+    pub fn dump(self) -> &'static str {
+        match self {
+            MysqlTools::Mariadb => "mariadb-dump",
+            MysqlTools::Mysql => "mysqldump",
+        }
+    }
+
+    /// The client.
+    pub fn client(self) -> &'static str {
+        match self {
+            MysqlTools::Mariadb => "mariadb",
+            MysqlTools::Mysql => "mysql",
+        }
+    }
+}
+
+/// A MariaDB/MySQL database to connect to: URL and keys merged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MysqlTarget {
+    host: Option<String>,
+    port: Option<u16>,
+    user: Option<String>,
+    password: Option<String>,
+    /// The database name.
+    pub database: String,
+}
+
+impl MysqlTarget {
+    /// Parses `mysql://user:password@host:port/database` (or `mariadb://`).
+    /// Errors never repeat the URL, which may hold a password.
+    pub fn parse_url(url: &str) -> Result<Self, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("invalid MySQL URL ({e})"))?;
+        if !matches!(parsed.scheme(), "mysql" | "mariadb") {
+            return Err(format!(
+                "a MySQL URL starts with mysql://, not {}://",
+                parsed.scheme()
+            ));
+        }
+        Ok(Self {
+            host: parsed
+                .host_str()
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned),
+            port: parsed.port(),
+            user: Some(parsed.username())
+                .filter(|u| !u.is_empty())
+                .map(percent_decode),
+            password: parsed.password().map(percent_decode),
+            database: percent_decode(parsed.path().trim_start_matches('/')),
+        })
+    }
+
+    /// The same server, another database.
+    pub fn with_database(&self, database: &str) -> Self {
+        Self {
+            database: database.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// Connection arguments, the password file first (the tools require
+    /// `--defaults-extra-file` to come first). Keep the returned pipe open
+    /// until the tool has started.
+    pub fn args(&self) -> Result<(Vec<String>, Option<OwnedFd>), std::io::Error> {
+        let mut args = Vec::new();
+        let mut pipe = None;
+        if let Some(password) = &self.password {
+            if password.contains(['\n', '\r']) || password.len() > 4096 {
+                return Err(std::io::Error::other(
+                    "the password has a line break or is longer than 4096 bytes, which an option file cannot carry",
+                ));
+            }
+            let (fd, path) = secret_pipe(&format!(
+                "[client]\npassword=\"{}\"\n",
+                password.replace('\\', "\\\\").replace('"', "\\\"")
+            ))?;
+            args.push(format!("--defaults-extra-file={path}"));
+            pipe = Some(fd);
+        }
+        if let Some(host) = &self.host {
+            args.push(format!("--host={host}"));
+            args.push("--protocol=tcp".to_owned());
+        }
+        if let Some(port) = self.port {
+            args.push(format!("--port={port}"));
+        }
+        if let Some(user) = &self.user {
+            args.push(format!("--user={user}"));
+        }
+        Ok((args, pipe))
+    }
+
+    /// `mysql://user@host:port/db`, without the password, for messages.
+    pub fn display(&self) -> String {
+        format!(
+            "mysql://{}{}{}/{}",
+            self.user
+                .as_deref()
+                .map(|u| format!("{u}@"))
+                .unwrap_or_default(),
+            self.host.as_deref().unwrap_or(""),
+            self.port.map(|p| format!(":{p}")).unwrap_or_default(),
+            self.database
+        )
+    }
+}
+
+/// A pipe holding `content`, readable by a child as `/dev/fd/N`: the write
+/// end is filled and closed at once (the content fits the pipe's buffer),
+/// the read end is inheritable and returned.
+fn secret_pipe(content: &str) -> std::io::Result<(OwnedFd, String)> {
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::empty())?;
+    let mut write = std::fs::File::from(write);
+    write.write_all(content.as_bytes())?;
+    drop(write);
+    let path = format!("/dev/fd/{}", read.as_raw_fd());
+    Ok((read, path))
+}
+
+impl MysqlSource {
+    /// A source dumping `database` (connection from the client's defaults).
+    pub fn new(name: &str, database: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            url: None,
+            host: None,
+            port: None,
+            user: None,
+            database: Some(database.to_owned()),
+            tools: None,
+            anonymize: None,
+        }
+    }
+
+    /// A source dumping exactly `target` with `tools` (for safety backups).
+    pub fn for_target(name: &str, target: &MysqlTarget, tools: MysqlTools) -> Self {
+        let mut url = url::Url::parse("mysql://localhost/").expect("valid");
+        let _ = url.set_username(target.user.as_deref().unwrap_or(""));
+        let _ = url.set_password(target.password.as_deref());
+        let _ = url.set_host(target.host.as_deref());
+        let _ = url.set_port(target.port);
+        Self {
+            name: name.to_owned(),
+            url: Some(url.to_string()),
+            host: target.host.clone(),
+            port: target.port,
+            user: target.user.clone(),
+            database: Some(target.database.clone()),
+            tools: Some(tools),
+            anonymize: None,
+        }
+    }
+
+    /// The database this source dumps: URL and keys merged.
+    pub fn target(&self) -> Result<MysqlTarget, String> {
+        let mut target = match &self.url {
+            Some(url) => MysqlTarget::parse_url(url)?,
+            None => MysqlTarget::default(),
+        };
+        if self.host.is_some() {
+            target.host.clone_from(&self.host);
+        }
+        if self.port.is_some() {
+            target.port = self.port;
+        }
+        if self.user.is_some() {
+            target.user.clone_from(&self.user);
+        }
+        if let Some(db) = &self.database {
+            target.database.clone_from(db);
+        }
+        if target.database.is_empty() {
+            return Err("no database: set `database` (or a URL ending in /DBNAME)".to_owned());
+        }
+        Ok(target)
+    }
+
+    /// The tool family in use.
+    pub fn tools(&self) -> MysqlTools {
+        self.tools.unwrap_or_else(MysqlTools::detect)
+    }
+
+    /// Runs the dump tool and copies its output to `out`.
+    pub fn dump(&self, out: &mut dyn Write, cancel: &Cancel) -> Result<(), SourceError> {
+        let config_err = |reason: String| SourceError::Config {
+            source_name: self.name.clone(),
+            reason,
+        };
+        let target = self.target().map_err(config_err)?;
+        let (connection, pipe) = target
+            .args()
+            .map_err(|e| config_err(format!("could not pass the password: {e}")))?;
+        let mut argv = vec![self.tools().dump().to_owned()];
+        argv.extend(connection);
+        argv.extend(
+            [
+                "--single-transaction",
+                "--routines",
+                "--triggers",
+                "--events",
+                "--hex-blob",
+                "--max-allowed-packet=1G",
+            ]
+            .map(str::to_owned),
+        );
+        argv.push("--".to_owned());
+        argv.push(target.database.clone());
+        let mut child = CheckedChild::spawn(
+            &argv,
+            Stdio::null(),
+            Stdio::piped(),
+            &[],
+            Echo::Debug,
+            cancel,
+        )?;
+        drop(pipe);
+        copy_stdout(&mut child, out, cancel)?;
+        Ok(child.wait_checked()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_goes_through_a_pipe_not_argv() {
+        let mut source = MysqlSource::new("db", "shop");
+        source.url = Some("mysql://app:pa%22ss@db.example:3307/ignored".into());
+        let target = source.target().unwrap();
+        assert_eq!(target.database, "shop");
+        let (args, pipe) = target.args().unwrap();
+        assert!(
+            args[0].starts_with("--defaults-extra-file=/dev/fd/"),
+            "{args:?}"
+        );
+        assert!(!args.join(" ").contains("pa\"ss"));
+        let mut content = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(pipe.unwrap()), &mut content)
+            .unwrap();
+        assert_eq!(content, "[client]\npassword=\"pa\\\"ss\"\n");
+        assert!(!target.display().contains("pa"));
+    }
+}
