@@ -105,6 +105,23 @@ fn a_connection_dropped_mid_part_is_retried() {
 }
 
 #[test]
+fn a_part_the_server_never_answers_times_out_and_is_retried() {
+    let s = S3World::with_store_settings("read-timeout = \"1s\"");
+    let data = data_dir(&s);
+    s.server
+        .fail_upload_parts(|n| (n == 2).then_some(Fault::Hang));
+    let started = std::time::Instant::now();
+    let out = s.backup("docs", &format!("docs=files:{}", data.display()));
+    let backup = succeeded(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("timed out"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+
+    succeeded(&restore(&s, &backup, "out"));
+    assert_eq!(tree(&s.world.path("out")), tree(&data));
+}
+
+#[test]
 fn a_server_that_keeps_failing_fails_the_backup_and_leaves_no_upload() {
     let s = S3World::new();
     let data = data_dir(&s);

@@ -38,6 +38,8 @@ pub enum Fault {
     InternalError,
     /// Read part of the body, then close the connection.
     Drop,
+    /// Read the request and never answer.
+    Hang,
 }
 
 type Rule = Box<dyn Fn(usize) -> Option<Fault> + Send + Sync>;
@@ -182,6 +184,11 @@ async fn relay(
             while client.read(&mut byte).await? > 0 {}
             Ok(())
         }
+        Some(Fault::Hang) => {
+            // Hold the connection until the client gives up on it.
+            while client.read(&mut byte).await? > 0 {}
+            Ok(())
+        }
         Some(Fault::Drop) => {
             let mut seen = head.len() - body_start;
             while seen < 64 * 1024 {
@@ -220,12 +227,18 @@ pub struct S3World {
 
 impl S3World {
     pub fn new() -> Self {
+        Self::with_store_settings("")
+    }
+
+    /// Like [`S3World::new`], with more `[store]` lines, e.g.
+    /// `read-timeout = "1s"`.
+    pub fn with_store_settings(extra: &str) -> Self {
         let world = World::new();
         let server = S3Server::start();
         fs::write(
             world.path("sluice.toml"),
             format!(
-                "[store]\nurl = \"s3://{BUCKET}/{PREFIX}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\npath-style = true\npart-size = \"5MiB\"\nparallel-parts = 2\nattempts = 4\nretry-delay = \"1ms\"\n",
+                "[store]\nurl = \"s3://{BUCKET}/{PREFIX}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\npath-style = true\npart-size = \"5MiB\"\nparallel-parts = 2\nattempts = 4\nretry-delay = \"1ms\"\n{extra}\n",
                 server.endpoint
             ),
         )
