@@ -546,11 +546,6 @@ pub(crate) fn env_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::E
     interpolate(&raw, env_lookup).map_err(D::Error::custom)
 }
 
-/// Deserializes an optional string with `${VAR}` interpolation.
-pub(crate) fn env_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    env_string(d).map(Some)
-}
-
 /// Deserializes a duration written as `"500ms"`, `"10s"` or `"2m"`.
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
@@ -566,6 +561,11 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 /// Deserializes a path with `${VAR}` interpolation.
 pub(crate) fn env_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
     env_string(d).map(PathBuf::from)
+}
+
+/// Deserializes an optional string with `${VAR}` interpolation.
+pub(crate) fn env_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    env_string(d).map(Some)
 }
 
 /// Deserializes an optional path with `${VAR}` interpolation.

@@ -2,7 +2,11 @@
 //! faults injected by a proxy between them: multipart round trips, retried
 //! and exhausted part uploads, a damaged object, and listings past one page.
 
-use std::fs;
+use std::{
+    fs,
+    thread::sleep,
+    time::{Duration, Instant},
+};
 
 use crate::support::{
     random_bytes,
@@ -105,6 +109,23 @@ fn a_connection_dropped_mid_part_is_retried() {
 }
 
 #[test]
+fn a_part_the_server_never_answers_times_out_and_is_retried() {
+    let s = S3World::with_store_settings("read-timeout = \"1s\"");
+    let data = data_dir(&s);
+    s.server
+        .fail_upload_parts(|n| (n == 2).then_some(Fault::Hang));
+    let started = std::time::Instant::now();
+    let out = s.backup("docs", &format!("docs=files:{}", data.display()));
+    let backup = succeeded(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("timed out"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+
+    succeeded(&restore(&s, &backup, "out"));
+    assert_eq!(tree(&s.world.path("out")), tree(&data));
+}
+
+#[test]
 fn a_server_that_keeps_failing_fails_the_backup_and_leaves_no_upload() {
     let s = S3World::new();
     let data = data_dir(&s);
@@ -123,6 +144,59 @@ fn a_server_that_keeps_failing_fails_the_backup_and_leaves_no_upload() {
         "the multipart upload was not aborted"
     );
     assert!(listed_ids(&s, "docs").is_empty());
+    assert!(
+        !s.server.object_file("docs").exists(),
+        "something was stored"
+    );
+}
+
+#[test]
+fn sigterm_during_an_s3_backup_aborts_the_multipart_upload() {
+    let s = S3World::new();
+    let data = data_dir(&s);
+    // Parts never get an answer, so the run is mid-upload when stopped.
+    s.server.fail_upload_parts(|_| Some(Fault::Hang));
+    let mut sluice = s
+        .command()
+        .args(["backup", "docs", "-r", &s.world.recipient, "--source"])
+        .arg(format!("docs=files:{}", data.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(fs::File::create(s.world.path("stderr.txt")).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.server.pending_uploads() == 0 {
+        if Instant::now() > deadline || sluice.try_wait().unwrap().is_some() {
+            let _ = sluice.kill();
+            panic!(
+                "no multipart upload started: {}",
+                fs::read_to_string(s.world.path("stderr.txt")).unwrap()
+            );
+        }
+        sleep(Duration::from_millis(20));
+    }
+    sleep(Duration::from_millis(300));
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &sluice.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = loop {
+        if let Some(status) = sluice.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sluice did not stop after SIGTERM"
+        );
+        sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(
+        s.server.pending_uploads(),
+        0,
+        "the multipart upload was left behind"
+    );
     assert!(
         !s.server.object_file("docs").exists(),
         "something was stored"

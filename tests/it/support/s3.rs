@@ -38,6 +38,8 @@ pub enum Fault {
     InternalError,
     /// Read part of the body, then close the connection.
     Drop,
+    /// Read the request and never answer.
+    Hang,
 }
 
 type Rule = Box<dyn Fn(usize) -> Option<Fault> + Send + Sync>;
@@ -182,6 +184,11 @@ async fn relay(
             while client.read(&mut byte).await? > 0 {}
             Ok(())
         }
+        Some(Fault::Hang) => {
+            // Hold the connection until the client gives up on it.
+            while client.read(&mut byte).await? > 0 {}
+            Ok(())
+        }
         Some(Fault::Drop) => {
             let mut seen = head.len() - body_start;
             while seen < 64 * 1024 {
@@ -220,12 +227,18 @@ pub struct S3World {
 
 impl S3World {
     pub fn new() -> Self {
+        Self::with_store_settings("")
+    }
+
+    /// Like [`S3World::new`], with more `[store]` lines, e.g.
+    /// `read-timeout = "1s"`.
+    pub fn with_store_settings(extra: &str) -> Self {
         let world = World::new();
         let server = S3Server::start();
         fs::write(
             world.path("sluice.toml"),
             format!(
-                "[store]\nurl = \"s3://{BUCKET}/{PREFIX}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\npath-style = true\npart-size = \"5MiB\"\nparallel-parts = 2\nattempts = 4\nretry-delay = \"1ms\"\n",
+                "[store]\nurl = \"s3://{BUCKET}/{PREFIX}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\npath-style = true\npart-size = \"5MiB\"\nparallel-parts = 2\nattempts = 4\nretry-delay = \"1ms\"\n{extra}\n",
                 server.endpoint
             ),
         )
@@ -238,22 +251,31 @@ impl S3World {
 
     /// `sluice --config sluice.toml` with S3 credentials in its environment
     /// and no AWS profile, endpoint or instance metadata of the caller's.
-    pub fn sluice(&self) -> assert_cmd::Command {
-        let mut cmd = self.world.sluice();
-        cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    pub fn command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("sluice"));
+        cmd.current_dir(self.world.dir.path())
+            .env_remove("SLUICE_CONFIG")
+            .env_remove("SLUICE_STORE")
+            .env_remove("SLUICE_IDENTITY_FILE")
+            .env_remove("SLUICE_LOG")
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .env("AWS_REGION", "us-east-1")
-            .env("AWS_CONFIG_FILE", self.world.path("no-aws-config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                self.world.path("no-aws-credentials"),
-            )
+            .env("AWS_CONFIG_FILE", self.world.path("aws-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.world.path("aws-config"))
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_ENDPOINT_URL")
             .env_remove("AWS_ENDPOINT_URL_S3")
             .args(["--config", "sluice.toml"]);
+        cmd
+    }
+
+    /// [`S3World::command`] with a time limit, for assertions.
+    pub fn sluice(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::from_std(self.command());
+        cmd.timeout(std::time::Duration::from_secs(120));
         cmd
     }
 
