@@ -34,7 +34,10 @@ bench_postgres() {
     export PGHOST=${PGHOST:-127.0.0.1} PGUSER=${PGUSER:-postgres}
     work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/sluice-bench.XXXXXX")
     trap 'rm -rf "$work"; for d in sluice_bench_src sluice_bench_a sluice_bench_b; do psql -qXc "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null; done; psql -qXAtc "SELECT datname FROM pg_database WHERE datname LIKE '"'"'sluice_bench_a_sluice%'"'"'" | while read -r d; do psql -qXc "DROP DATABASE IF EXISTS \"$d\" WITH (FORCE)"; done' EXIT
-    psql -qX -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+    for d in "$db" sluice_bench_a sluice_bench_a_sluice_previous sluice_bench_b; do
+        psql -qX -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" 2>/dev/null
+    done
+    psql -qX -c "CREATE DATABASE $db"
     echo "generating $rows rows..." >&2
     psql -qX -d "$db" -c "CREATE TABLE events (id bigint PRIMARY KEY, account int NOT NULL, kind text NOT NULL, payload text, at timestamptz NOT NULL);
         INSERT INTO events SELECT g, g % 100000, (ARRAY['login','view','buy','logout'])[1 + g % 4],
@@ -45,7 +48,13 @@ bench_postgres() {
     mkdir "$work/store"
     pg_dump -Fc -Z0 -d "$db" > "$work/plain.pgdump"   # warm up, and the plain restore's input
     local size_mib=$(( $(stat -c %s "$work/plain.pgdump") / 1048576 ))
-    t() { local start end; start=$(date +%s.%N); "$@" > /dev/null; end=$(date +%s.%N); echo "$end - $start" | bc; }
+    t() {
+        local start end
+        start=$(date +%s.%N)
+        "$@" > /dev/null || { echo "bench.sh: failed: $*" >&2; exit 1; }
+        end=$(date +%s.%N)
+        echo "$end - $start" | bc
+    }
     local dump_alone sluice_backup pipeline sluice_restore plain_restore rss
     dump_alone=$(t sh -c "pg_dump -Fc -Z0 -d $db > /dev/null")
     /usr/bin/time -f "%e %M" -o "$work/t" "$sluice" -q backup bench --store "file://$work/store" -r "$recipient" --source "db=postgres:$db" > /dev/null
