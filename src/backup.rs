@@ -63,12 +63,17 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
     let started_at = Timestamp::now();
     let id = BackupId::generate(started_at);
     let anonymized_recipients = if sources.iter().any(|s| s.anonymize_rules().is_some()) {
-        Some(Recipients::parse(&set.keys.anonymized_recipients, &set.name).map_err(|_| {
-            ConfigError::Invalid(format!(
+        if set.keys.anonymized_recipients.is_empty() {
+            return Err(ConfigError::Invalid(format!(
                 "set `{}` writes anonymized copies but has no `anonymized-recipients` under [keys]: add the developers' public keys (they never open full copies)",
                 set.name
             ))
-        })?)
+            .into());
+        }
+        Some(Recipients::parse(
+            &set.keys.anonymized_recipients,
+            &set.name,
+        )?)
     } else {
         None
     };

@@ -285,3 +285,27 @@ fn a_mariadb_source_gets_an_anonymized_copy_too() {
         "{emails}"
     );
 }
+
+#[test]
+fn an_anonymized_copy_without_developer_keys_is_a_config_error() {
+    let w = World::new();
+    fs::write(w.path("anonymize.toml"), RULES).unwrap();
+    fs::write(
+        w.path("sluice.toml"),
+        format!(
+            "[store]\nurl = \"{}\"\n[keys]\nrecipients = [\"{}\"]\n\
+             [[sets.prod.sources]]\nname = \"db\"\nkind = \"postgres\"\ndatabase = \"sluice_never_dumped\"\nanonymize = \"anonymize.toml\"\n",
+            w.store_url(),
+            w.recipient
+        ),
+    )
+    .unwrap();
+    let out = w
+        .sluice()
+        .args(["backup", "prod"])
+        .env("SLUICE_ANON_SALT", SALT)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no `anonymized-recipients`"));
+}
