@@ -3,6 +3,7 @@
 //! of a directory in process.
 
 pub mod command;
+mod endpoint;
 pub mod files;
 pub mod mysql;
 pub mod postgres;

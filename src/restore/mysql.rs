@@ -54,7 +54,7 @@ pub(crate) fn exists(target: &MysqlTarget, tools: MysqlTools) -> Result<bool, Re
         tools,
         &format!(
             "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {}",
-            literal(&target.database)
+            literal(target.database())
         ),
     )?;
     Ok(out.trim() == "1")
@@ -70,13 +70,13 @@ pub(crate) fn apply(
     tools: MysqlTools,
     cancel: &Cancel,
 ) -> Result<command::Fed, RestoreError> {
-    let db = ident(&target.database);
+    let db = ident(target.database());
     let charset = client(
         target,
         tools,
         &format!(
             "SELECT CONCAT(DEFAULT_CHARACTER_SET_NAME, ' ', DEFAULT_COLLATION_NAME) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {}",
-            literal(&target.database)
+            literal(target.database())
         ),
     )?;
     let create = match charset.split_whitespace().collect::<Vec<_>>().as_slice() {
@@ -96,7 +96,7 @@ pub(crate) fn apply(
     let mut argv = vec![tools.client().to_owned()];
     argv.extend(connection);
     argv.push("--max-allowed-packet=1G".to_owned());
-    argv.push(format!("--database={}", target.database));
+    argv.push(format!("--database={}", target.database()));
     let fed = command::feed(reader, &argv, cancel);
     drop(pipe);
     fed

@@ -83,8 +83,8 @@ impl Step {
                 || p.display().to_string(),
                 |n| n.to_string_lossy().into_owned(),
             ),
-            Target::Postgres(t) => t.database.clone(),
-            Target::Mysql(t, _) => t.database.clone(),
+            Target::Postgres(t) => t.database().to_owned(),
+            Target::Mysql(t, _) => t.database().to_owned(),
             _ => self.object.source.clone(),
         }
     }

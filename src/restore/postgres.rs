@@ -107,7 +107,7 @@ pub(crate) fn exists(target: &PgTarget) -> Result<bool, RestoreError> {
         MAINTENANCE_DB,
         &format!(
             "SELECT 1 FROM pg_database WHERE datname = {};",
-            literal(&target.database)
+            literal(target.database())
         ),
     )?;
     Ok(out.trim() == "1")
@@ -135,14 +135,14 @@ pub(crate) fn load(
     if options.in_place && exists(target)? {
         return load_in_place(reader, target, format, options, cancel);
     }
-    let staging = staging_name(&target.database, id);
+    let staging = staging_name(target.database(), id);
     let like = if exists(target)? {
         let row = psql(
             target,
             MAINTENANCE_DB,
             &format!(
                 "SELECT pg_encoding_to_char(encoding) || '|' || datcollate || '|' || datctype FROM pg_database WHERE datname = {};",
-                literal(&target.database)
+                literal(target.database())
             ),
         )?;
         let parts: Vec<&str> = row.trim().split('|').collect();
@@ -240,7 +240,7 @@ fn load_in_place(
         argv.push("--no-privileges".into());
     }
     argv.extend(target.args());
-    argv.push(format!("--dbname={}", target.database));
+    argv.push(format!("--dbname={}", target.database()));
     let fed = command::feed_with_env(reader, &argv, &target.env(), cancel)?;
     Ok(Loaded {
         target: target.clone(),
@@ -383,7 +383,7 @@ impl Loaded {
             return Err(e);
         }
         let target = &self.target;
-        let db = &target.database;
+        let db = target.database();
         let previous = previous_name(db);
         let had_target = exists(target)?;
         if !had_target {

@@ -53,23 +53,34 @@ impl CommandSource {
     /// Runs the command and copies its stdout to `out`. Fails unless it exits
     /// 0; if `out` stops taking data, the command's process group is killed.
     pub fn dump(&self, out: &mut dyn Write, cancel: &Cancel) -> Result<(), SourceError> {
-        let mut child = CheckedChild::spawn(
-            &self.backup,
-            Stdio::null(),
-            Stdio::piped(),
-            &[],
-            Echo::Debug,
-            cancel,
-        )?;
-        copy_stdout(&mut child, out, cancel)?;
-        Ok(child.wait_checked()?)
+        dump_stdout(&self.backup, &[], out, cancel)
     }
 }
 
-/// Copies a child's stdout to `out` until it ends. If reading fails, `out`
-/// stops taking data or the run is cancelled, the child is killed and the
-/// error returned; otherwise the caller checks its exit status.
-pub(crate) fn copy_stdout(
+/// Runs `argv` (with `env` added), copies its stdout to `out`, and fails
+/// unless it exits 0. If reading fails, `out` stops taking data or the run
+/// is cancelled, the child's process group is killed first.
+pub(crate) fn dump_stdout(
+    argv: &[String],
+    env: &[(String, String)],
+    out: &mut dyn Write,
+    cancel: &Cancel,
+) -> Result<(), SourceError> {
+    let mut child = CheckedChild::spawn(
+        argv,
+        Stdio::null(),
+        Stdio::piped(),
+        env,
+        Echo::Debug,
+        cancel,
+    )?;
+    copy_stdout(&mut child, out, cancel)?;
+    Ok(child.wait_checked()?)
+}
+
+/// Copies a child's stdout to `out` until it ends, killing the child if
+/// reading fails, `out` stops taking data or the run is cancelled.
+fn copy_stdout(
     child: &mut CheckedChild,
     out: &mut dyn Write,
     cancel: &Cancel,

@@ -8,16 +8,16 @@
 use std::{
     io::Write,
     os::fd::{AsRawFd, OwnedFd},
-    process::Stdio,
 };
 
 use serde::Deserialize;
 
-use super::{SourceError, command::copy_stdout, postgres::percent_decode};
-use crate::{
-    Cancel,
-    child::{CheckedChild, Echo},
+use super::{
+    SourceError,
+    command::dump_stdout,
+    endpoint::{Endpoint, Keys},
 };
+use crate::Cancel;
 
 /// A MariaDB or MySQL database to dump.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -99,44 +99,31 @@ impl MysqlTools {
 /// A MariaDB/MySQL database to connect to: URL and keys merged.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MysqlTarget {
-    host: Option<String>,
-    port: Option<u16>,
-    user: Option<String>,
-    password: Option<String>,
-    /// The database name.
-    pub database: String,
+    endpoint: Endpoint,
 }
 
 impl MysqlTarget {
     /// Parses `mysql://user:password@host:port/database` (or `mariadb://`).
     /// Errors never repeat the URL, which may hold a password.
     pub fn parse_url(url: &str) -> Result<Self, String> {
-        let parsed = url::Url::parse(url).map_err(|e| format!("invalid MySQL URL ({e})"))?;
-        if !matches!(parsed.scheme(), "mysql" | "mariadb") {
-            return Err(format!(
-                "a MySQL URL starts with mysql://, not {}://",
-                parsed.scheme()
-            ));
+        let (endpoint, parsed) = Endpoint::parse(url, &["mysql", "mariadb"], "MySQL")?;
+        if parsed.query().is_some() {
+            return Err(
+                "connection options in a mysql:// URL are not supported; put them (ssl-ca, ssl-verify-server-cert, …) in the client's option file, [client] section".to_owned(),
+            );
         }
-        Ok(Self {
-            host: parsed
-                .host_str()
-                .filter(|h| !h.is_empty())
-                .map(str::to_owned),
-            port: parsed.port(),
-            user: Some(parsed.username())
-                .filter(|u| !u.is_empty())
-                .map(percent_decode),
-            password: parsed.password().map(percent_decode),
-            database: percent_decode(parsed.path().trim_start_matches('/')),
-        })
+        Ok(Self { endpoint })
+    }
+
+    /// The database name.
+    pub fn database(&self) -> &str {
+        &self.endpoint.database
     }
 
     /// The same server, another database.
     pub fn with_database(&self, database: &str) -> Self {
         Self {
-            database: database.to_owned(),
-            ..self.clone()
+            endpoint: self.endpoint.with_database(database),
         }
     }
 
@@ -144,9 +131,10 @@ impl MysqlTarget {
     /// `--defaults-extra-file` to come first). Keep the returned pipe open
     /// until the tool has started.
     pub fn args(&self) -> Result<(Vec<String>, Option<OwnedFd>), std::io::Error> {
+        let e = &self.endpoint;
         let mut args = Vec::new();
         let mut pipe = None;
-        if let Some(password) = &self.password {
+        if let Some(password) = &e.password {
             if password.contains(['\n', '\r']) || password.len() > 4096 {
                 return Err(std::io::Error::other(
                     "the password has a line break or is longer than 4096 bytes, which an option file cannot carry",
@@ -159,14 +147,14 @@ impl MysqlTarget {
             args.push(format!("--defaults-extra-file={path}"));
             pipe = Some(fd);
         }
-        if let Some(host) = &self.host {
+        if let Some(host) = &e.host {
             args.push(format!("--host={host}"));
             args.push("--protocol=tcp".to_owned());
         }
-        if let Some(port) = self.port {
+        if let Some(port) = e.port {
             args.push(format!("--port={port}"));
         }
-        if let Some(user) = &self.user {
+        if let Some(user) = &e.user {
             args.push(format!("--user={user}"));
         }
         Ok((args, pipe))
@@ -174,16 +162,7 @@ impl MysqlTarget {
 
     /// `mysql://user@host:port/db`, without the password, for messages.
     pub fn display(&self) -> String {
-        format!(
-            "mysql://{}{}{}/{}",
-            self.user
-                .as_deref()
-                .map(|u| format!("{u}@"))
-                .unwrap_or_default(),
-            self.host.as_deref().unwrap_or(""),
-            self.port.map(|p| format!(":{p}")).unwrap_or_default(),
-            self.database
-        )
+        self.endpoint.display("mysql")
     }
 }
 
@@ -216,18 +195,19 @@ impl MysqlSource {
 
     /// A source dumping exactly `target` with `tools` (for safety backups).
     pub fn for_target(name: &str, target: &MysqlTarget, tools: MysqlTools) -> Self {
+        let e = &target.endpoint;
         let mut url = url::Url::parse("mysql://localhost/").expect("valid");
-        let _ = url.set_username(target.user.as_deref().unwrap_or(""));
-        let _ = url.set_password(target.password.as_deref());
-        let _ = url.set_host(target.host.as_deref());
-        let _ = url.set_port(target.port);
+        let _ = url.set_username(e.user.as_deref().unwrap_or(""));
+        let _ = url.set_password(e.password.as_deref());
+        let _ = url.set_host(e.host.as_deref());
+        let _ = url.set_port(e.port);
         Self {
             name: name.to_owned(),
             url: Some(url.to_string()),
-            host: target.host.clone(),
-            port: target.port,
-            user: target.user.clone(),
-            database: Some(target.database.clone()),
+            host: e.host.clone(),
+            port: e.port,
+            user: e.user.clone(),
+            database: Some(e.database.clone()),
             tools: Some(tools),
             anonymize: None,
         }
@@ -239,21 +219,12 @@ impl MysqlSource {
             Some(url) => MysqlTarget::parse_url(url)?,
             None => MysqlTarget::default(),
         };
-        if self.host.is_some() {
-            target.host.clone_from(&self.host);
-        }
-        if self.port.is_some() {
-            target.port = self.port;
-        }
-        if self.user.is_some() {
-            target.user.clone_from(&self.user);
-        }
-        if let Some(db) = &self.database {
-            target.database.clone_from(db);
-        }
-        if target.database.is_empty() {
-            return Err("no database: set `database` (or a URL ending in /DBNAME)".to_owned());
-        }
+        target.endpoint = target.endpoint.overridden(Keys {
+            host: &self.host,
+            port: self.port,
+            user: &self.user,
+            database: &self.database,
+        })?;
         Ok(target)
     }
 
@@ -286,18 +257,10 @@ impl MysqlSource {
             .map(str::to_owned),
         );
         argv.push("--".to_owned());
-        argv.push(target.database.clone());
-        let mut child = CheckedChild::spawn(
-            &argv,
-            Stdio::null(),
-            Stdio::piped(),
-            &[],
-            Echo::Debug,
-            cancel,
-        )?;
+        argv.push(target.database().to_owned());
+        let dumped = dump_stdout(&argv, &[], out, cancel);
         drop(pipe);
-        copy_stdout(&mut child, out, cancel)?;
-        Ok(child.wait_checked()?)
+        dumped
     }
 }
 
@@ -310,7 +273,7 @@ mod tests {
         let mut source = MysqlSource::new("db", "shop");
         source.url = Some("mysql://app:pa%22ss@db.example:3307/ignored".into());
         let target = source.target().unwrap();
-        assert_eq!(target.database, "shop");
+        assert_eq!(target.database(), "shop");
         let (args, pipe) = target.args().unwrap();
         assert!(
             args[0].starts_with("--defaults-extra-file=/dev/fd/"),

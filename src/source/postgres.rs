@@ -7,15 +7,16 @@
 //! password only ever reaches pg_dump through `PGPASSWORD` in its
 //! environment: never its command line, a log line, an error or a manifest.
 
-use std::{io::Write, process::Stdio};
+use std::io::Write;
 
 use serde::Deserialize;
 
-use super::{SourceError, command::copy_stdout};
-use crate::{
-    Cancel,
-    child::{CheckedChild, Echo},
+use super::{
+    SourceError,
+    command::dump_stdout,
+    endpoint::{Endpoint, Keys},
 };
+use crate::Cancel;
 
 /// A PostgreSQL database to dump.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -88,15 +89,10 @@ pub enum PgFormat {
 /// `PGPASSWORD`, `~/.pgpass`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PgTarget {
-    host: Option<String>,
-    port: Option<u16>,
-    user: Option<String>,
-    password: Option<String>,
+    endpoint: Endpoint,
     /// libpq settings from the URL's query (`?sslmode=verify-full`), as
     /// environment variables.
     settings: Vec<(String, String)>,
-    /// The database name.
-    pub database: String,
 }
 
 impl PostgresSource {
@@ -107,21 +103,12 @@ impl PostgresSource {
             Some(url) => PgTarget::parse_url(url)?,
             None => PgTarget::default(),
         };
-        if self.host.is_some() {
-            target.host.clone_from(&self.host);
-        }
-        if self.port.is_some() {
-            target.port = self.port;
-        }
-        if self.user.is_some() {
-            target.user.clone_from(&self.user);
-        }
-        if let Some(db) = &self.database {
-            target.database.clone_from(db);
-        }
-        if target.database.is_empty() {
-            return Err("no database: set `database` (or a URL ending in /DBNAME)".to_owned());
-        }
+        target.endpoint = target.endpoint.overridden(Keys {
+            host: &self.host,
+            port: self.port,
+            user: &self.user,
+            database: &self.database,
+        })?;
         Ok(target)
     }
 }
@@ -130,14 +117,7 @@ impl PgTarget {
     /// Parses `postgres://user:password@host:port/database` (or
     /// `postgresql://`). Errors never repeat the URL, which may hold a password.
     pub fn parse_url(url: &str) -> Result<Self, String> {
-        let parsed = url::Url::parse(url).map_err(|e| format!("invalid PostgreSQL URL ({e})"))?;
-        if !matches!(parsed.scheme(), "postgres" | "postgresql") {
-            return Err(format!(
-                "a PostgreSQL URL starts with postgres://, not {}://",
-                parsed.scheme()
-            ));
-        }
-        let decode = |s: &str| percent_decode(s);
+        let (endpoint, parsed) = Endpoint::parse(url, &["postgres", "postgresql"], "PostgreSQL")?;
         let mut settings = Vec::new();
         for (key, value) in parsed.query_pairs() {
             let variable = match key.as_ref() {
@@ -159,39 +139,33 @@ impl PgTarget {
             };
             settings.push((variable.to_owned(), value.into_owned()));
         }
-        Ok(Self {
-            settings,
-            host: parsed
-                .host_str()
-                .filter(|h| !h.is_empty())
-                .map(str::to_owned),
-            port: parsed.port(),
-            user: Some(parsed.username())
-                .filter(|u| !u.is_empty())
-                .map(decode),
-            password: parsed.password().map(decode),
-            database: decode(parsed.path().trim_start_matches('/')),
-        })
+        Ok(Self { endpoint, settings })
+    }
+
+    /// The database name.
+    pub fn database(&self) -> &str {
+        &self.endpoint.database
     }
 
     /// The same server, another database.
     pub fn with_database(&self, database: &str) -> Self {
         Self {
-            database: database.to_owned(),
-            ..self.clone()
+            endpoint: self.endpoint.with_database(database),
+            settings: self.settings.clone(),
         }
     }
 
     /// `-h`, `-p`, `-U` arguments for libpq tools (never the password).
     pub fn args(&self) -> Vec<String> {
+        let e = &self.endpoint;
         let mut args = Vec::new();
-        if let Some(host) = &self.host {
+        if let Some(host) = &e.host {
             args.push(format!("--host={host}"));
         }
-        if let Some(port) = self.port {
+        if let Some(port) = e.port {
             args.push(format!("--port={port}"));
         }
-        if let Some(user) = &self.user {
+        if let Some(user) = &e.user {
             args.push(format!("--username={user}"));
         }
         args
@@ -201,7 +175,8 @@ impl PgTarget {
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = self.settings.clone();
         env.extend(
-            self.password
+            self.endpoint
+                .password
                 .iter()
                 .map(|p| ("PGPASSWORD".to_owned(), p.clone())),
         );
@@ -210,24 +185,8 @@ impl PgTarget {
 
     /// `postgres://user@host:port/db`, without the password, for messages.
     pub fn display(&self) -> String {
-        format!(
-            "postgres://{}{}{}/{}",
-            self.user
-                .as_deref()
-                .map(|u| format!("{u}@"))
-                .unwrap_or_default(),
-            self.host.as_deref().unwrap_or(""),
-            self.port.map(|p| format!(":{p}")).unwrap_or_default(),
-            self.database
-        )
+        self.endpoint.display("postgres")
     }
-}
-
-pub(crate) fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 impl PostgresSource {
@@ -274,17 +233,8 @@ impl PostgresSource {
             argv.push("--no-role-passwords".to_owned());
         }
         argv.extend(target.args());
-        argv.push(format!("--database={}", target.database));
-        let mut child = CheckedChild::spawn(
-            &argv,
-            Stdio::null(),
-            Stdio::piped(),
-            &target.env(),
-            Echo::Debug,
-            cancel,
-        )?;
-        copy_stdout(&mut child, out, cancel)?;
-        Ok(child.wait_checked()?)
+        argv.push(format!("--database={}", target.database()));
+        dump_stdout(&argv, &target.env(), out, cancel).map_err(explain_version_mismatch)
     }
 
     /// Runs pg_dump and copies its output to `out`; fails with pg_dump's
@@ -310,24 +260,15 @@ impl PostgresSource {
                 .map(|t| format!("--exclude-table={t}")),
         );
         argv.push("--no-password".to_owned());
-        argv.push(format!("--dbname={}", target.database));
-        let mut child = CheckedChild::spawn(
-            &argv,
-            Stdio::null(),
-            Stdio::piped(),
-            &target.env(),
-            Echo::Debug,
-            cancel,
-        )?;
-        copy_stdout(&mut child, out, cancel)?;
-        child.wait_checked().map_err(explain_version_mismatch)
+        argv.push(format!("--dbname={}", target.database()));
+        dump_stdout(&argv, &target.env(), out, cancel).map_err(explain_version_mismatch)
     }
 }
 
-/// pg_dump refuses a newer server with "server version mismatch"; say what
-/// to do about it.
-fn explain_version_mismatch(e: crate::child::ChildError) -> SourceError {
-    if let crate::child::ChildError::Failed { stderr, .. } = &e
+/// pg_dump and pg_dumpall refuse a newer server with "server version
+/// mismatch"; say what to do about it.
+fn explain_version_mismatch(e: SourceError) -> SourceError {
+    if let SourceError::Command(crate::child::ChildError::Failed { stderr, .. }) = &e
         && stderr.contains("server version mismatch")
     {
         return SourceError::VersionMismatch {
@@ -339,7 +280,7 @@ fn explain_version_mismatch(e: crate::child::ChildError) -> SourceError {
                 .to_owned(),
         };
     }
-    SourceError::Command(e)
+    e
 }
 
 #[cfg(test)]
@@ -356,7 +297,7 @@ mod tests {
             ["--host=db.example", "--port=6543", "--username=app@corp"]
         );
         assert_eq!(t.env(), [("PGPASSWORD".to_owned(), "s3cr/t".to_owned())]);
-        assert_eq!(t.database, "other");
+        assert_eq!(t.database(), "other");
         assert!(!t.display().contains("s3cr"));
         assert!(!format!("{:?}", t.args()).contains("s3cr"));
     }
