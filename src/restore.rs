@@ -140,6 +140,14 @@ pub enum RestoreError {
     },
 }
 
+impl RestoreError {
+    /// Turns an I/O error from `op` on `path` into [`RestoreError::Io`].
+    pub(crate) fn io(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RestoreError {
+        let path = path.to_owned();
+        move |source| RestoreError::Io { op, path, source }
+    }
+}
+
 /// Before a MariaDB/MySQL restore replaces an existing database, backs it
 /// up into the set as a `pre-restore` backup naming its target (PostgreSQL
 /// keeps the replaced database itself; other targets need none). Never
@@ -337,11 +345,7 @@ impl Pending {
             Pending::Globals(globals) => globals.apply(),
             Pending::Fed(fed) => fed.commit(),
             Pending::File { partial, path } => {
-                fs::rename(&partial, &path).map_err(|source| RestoreError::Io {
-                    op: "rename into place",
-                    path,
-                    source,
-                })
+                fs::rename(&partial, &path).map_err(RestoreError::io("rename into place", &path))
             }
             Pending::Done => Ok(()),
         }
@@ -393,11 +397,7 @@ fn receive(
             io::copy(&mut reader, &mut out)
                 .and_then(|_| out.flush())
                 .map(|()| Pending::Done)
-                .map_err(|source| RestoreError::Io {
-                    op: "write to",
-                    path: "stdout".into(),
-                    source,
-                })
+                .map_err(RestoreError::io("write to", Path::new("stdout")))
         }
     };
     // When the stream itself failed, that is the cause, whatever the target
@@ -411,20 +411,12 @@ fn write_file(reader: &mut dyn Read, path: &Path, id: &str) -> Result<Pending, R
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let partial = path.with_file_name(format!(".{name}.sluice-partial-{id}"));
-    let io_err = |op, p: &Path| {
-        let p = p.to_owned();
-        move |source| RestoreError::Io {
-            op,
-            path: p,
-            source,
-        }
-    };
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&partial)
-        .map_err(io_err("create", &partial))?;
+        .map_err(RestoreError::io("create", &partial))?;
     let written = io::copy(reader, &mut file).and_then(|_| file.sync_all());
     match written {
         Ok(()) => Ok(Pending::File {
@@ -433,7 +425,7 @@ fn write_file(reader: &mut dyn Read, path: &Path, id: &str) -> Result<Pending, R
         }),
         Err(e) => {
             let _ = fs::remove_file(&partial);
-            Err(io_err("write", &partial)(e))
+            Err(RestoreError::io("write", &partial)(e))
         }
     }
 }

@@ -103,11 +103,7 @@ pub(crate) fn stage(
     id: &str,
 ) -> Result<Staged, RestoreError> {
     let created_target = !target.exists();
-    fs::create_dir_all(target).map_err(|source| RestoreError::Io {
-        op: "create",
-        path: target.to_owned(),
-        source,
-    })?;
+    fs::create_dir_all(target).map_err(RestoreError::io("create", target))?;
     let staging = target.join(format!("{STAGING_PREFIX}{id}"));
     let staged = Staged {
         target: target.to_owned(),
@@ -136,14 +132,10 @@ impl Staged {
     /// move aside, the new ones move in (each a rename within one
     /// filesystem), then the old ones are removed.
     pub(crate) fn commit(self, id: &str) -> Result<(), RestoreError> {
-        let io_err = |op: &'static str, path: &Path| {
-            let path = path.to_owned();
-            move |source| RestoreError::Io { op, path, source }
-        };
         let old = self.target.join(format!("{OLD_PREFIX}{id}"));
         if let Err(e) = fs::create_dir(&old) {
             self.discard();
-            return Err(io_err("create", &old)(e));
+            return Err(RestoreError::io("create", &old)(e));
         }
         let mut moved_aside = Vec::new();
         let mut moved_in = Vec::new();
@@ -161,8 +153,8 @@ impl Staged {
             self.discard();
             return Err(e);
         }
-        fs::remove_dir(&self.staging).map_err(io_err("remove", &self.staging))?;
-        remove_tree(&old).map_err(io_err("remove", &old))
+        fs::remove_dir(&self.staging).map_err(RestoreError::io("remove", &self.staging))?;
+        remove_tree(&old).map_err(RestoreError::io("remove", &old))
     }
 
     /// Moves the target's entries into `old`, then the staged ones into the
@@ -173,24 +165,21 @@ impl Staged {
         moved_aside: &mut Vec<std::ffi::OsString>,
         moved_in: &mut Vec<std::ffi::OsString>,
     ) -> Result<(), RestoreError> {
-        let io_err = |op: &'static str, path: &Path| {
-            let path = path.to_owned();
-            move |source| RestoreError::Io { op, path, source }
-        };
-        for entry in fs::read_dir(&self.target).map_err(io_err("read", &self.target))? {
-            let entry = entry.map_err(io_err("read", &self.target))?;
+        for entry in fs::read_dir(&self.target).map_err(RestoreError::io("read", &self.target))? {
+            let entry = entry.map_err(RestoreError::io("read", &self.target))?;
             let path = entry.path();
             if path == self.staging || path == old {
                 continue;
             }
-            fs::rename(&path, old.join(entry.file_name())).map_err(io_err("move aside", &path))?;
+            fs::rename(&path, old.join(entry.file_name()))
+                .map_err(RestoreError::io("move aside", &path))?;
             moved_aside.push(entry.file_name());
         }
-        for entry in fs::read_dir(&self.staging).map_err(io_err("read", &self.staging))? {
-            let entry = entry.map_err(io_err("read", &self.staging))?;
+        for entry in fs::read_dir(&self.staging).map_err(RestoreError::io("read", &self.staging))? {
+            let entry = entry.map_err(RestoreError::io("read", &self.staging))?;
             let path = entry.path();
             fs::rename(&path, self.target.join(entry.file_name()))
-                .map_err(io_err("move into place", &path))?;
+                .map_err(RestoreError::io("move into place", &path))?;
             moved_in.push(entry.file_name());
         }
         Ok(())
