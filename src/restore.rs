@@ -25,9 +25,7 @@ pub use plan::{GLOBALS_FORMAT, Step, Target, plan};
 
 use std::{
     cell::RefCell,
-    fs::{self, OpenOptions},
     io::{self, Read, Write},
-    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
     rc::Rc,
     sync::Arc,
@@ -41,6 +39,7 @@ use crate::{
     child::ChildError,
     config::SetPlan,
     keys::Identities,
+    partial_file::PartialFile,
     pipeline::{PipelineError, is_secondary, open_decoder, pipeline_error, start_download},
     source::Source,
     store::Store,
@@ -333,7 +332,7 @@ enum Pending {
     Fed(command::Fed),
     Postgres(postgres::Loaded),
     Globals(postgres::Globals),
-    File { partial: PathBuf, path: PathBuf },
+    File(PartialFile),
     Done,
 }
 
@@ -344,8 +343,10 @@ impl Pending {
             Pending::Postgres(loaded) => loaded.commit(pg_options),
             Pending::Globals(globals) => globals.apply(),
             Pending::Fed(fed) => fed.commit(),
-            Pending::File { partial, path } => {
-                fs::rename(&partial, &path).map_err(RestoreError::io("rename into place", &path))
+            Pending::File(file) => {
+                let partial = file.partial().to_owned();
+                file.publish()
+                    .map_err(RestoreError::io("rename into place", &partial))
             }
             Pending::Done => Ok(()),
         }
@@ -357,9 +358,7 @@ impl Pending {
             Pending::Fed(fed) => fed.discard(),
             Pending::Postgres(loaded) => loaded.discard(),
             Pending::Globals(_) => {}
-            Pending::File { partial, .. } => {
-                let _ = fs::remove_file(partial);
-            }
+            Pending::File(file) => file.discard(),
             Pending::Done => {}
         }
     }
@@ -406,25 +405,17 @@ fn receive(
 }
 
 fn write_file(reader: &mut dyn Read, path: &Path, id: &str) -> Result<Pending, RestoreError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let partial = path.with_file_name(format!(".{name}.sluice-partial-{id}"));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&partial)
-        .map_err(RestoreError::io("create", &partial))?;
-    let written = io::copy(reader, &mut file).and_then(|_| file.sync_all());
-    match written {
-        Ok(()) => Ok(Pending::File {
-            partial,
+    let mut file = PartialFile::create(path, id).map_err(|source| match source.kind() {
+        io::ErrorKind::AlreadyExists => RestoreError::FileExists {
             path: path.to_owned(),
-        }),
+        },
+        _ => RestoreError::io("create", path)(source),
+    })?;
+    match io::copy(reader, file.file()).and_then(|_| file.sync()) {
+        Ok(()) => Ok(Pending::File(file)),
         Err(e) => {
-            let _ = fs::remove_file(&partial);
+            let partial = file.partial().to_owned();
+            file.discard();
             Err(RestoreError::io("write", &partial)(e))
         }
     }

@@ -1,14 +1,16 @@
 //! `sluice anonymize`.
 
 use std::{
-    fs::{self, OpenOptions},
+    fs::{self},
     io::{self, BufRead, BufReader, Write},
-    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
 };
 
 use clap::ValueEnum;
-use sluice::anonymize::{self, Dialect, Rules, Salt};
+use sluice::{
+    anonymize::{self, Dialect, Rules, Salt},
+    partial_file::PartialFile,
+};
 
 /// Anonymize a plain SQL dump (pg_dump -Fp, mariadb-dump): read it on stdin,
 /// write it with personal data replaced on stdout (or -o FILE).
@@ -101,27 +103,11 @@ fn write_output(
         write(&mut out)?;
         return Ok(out.flush()?);
     };
-    if path.exists() {
-        anyhow::bail!(
-            "`{}` already exists, and sluice does not overwrite it",
-            path.display()
-        );
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let partial = path.with_file_name(format!(".{name}.sluice-partial"));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&partial)?;
-    let result = write(&mut file).and_then(|()| Ok(file.sync_all()?));
-    match result {
-        Ok(()) => Ok(fs::rename(&partial, path)?),
+    let mut file = PartialFile::create(path, "anonymize")?;
+    match write(file.file()).and_then(|()| Ok(file.sync()?)) {
+        Ok(()) => Ok(file.publish()?),
         Err(e) => {
-            let _ = fs::remove_file(&partial);
+            file.discard();
             Err(e)
         }
     }

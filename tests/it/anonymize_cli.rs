@@ -48,7 +48,7 @@ fn a_glob_keep_over_personal_data_fails_closed_and_writes_nothing() {
     assert!(stderr.contains("public.users.email"), "{stderr}");
     assert!(stderr.contains("suggested rule"), "{stderr}");
     assert!(!w.path("out.sql").exists());
-    assert!(!w.path(".out.sql.sluice-partial").exists());
+    assert!(!w.path(".out.sql.sluice-partial-anonymize").exists());
 }
 
 #[test]
