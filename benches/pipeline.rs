@@ -49,6 +49,7 @@ fn pipeline(c: &mut Criterion) {
             compression: Compression { level, threads: 0 },
             part_size: 16 << 20,
             parallel_parts: 4,
+            stall_timeout: std::time::Duration::ZERO,
         };
         let mut n = 0u64;
         group.bench_function(format!("zstd_level_{level}"), |b| {

@@ -59,6 +59,7 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
         compression: set.compression,
         part_size: set.store.part_size.0,
         parallel_parts: set.store.parallel_parts,
+        stall_timeout: set.store.stall_timeout,
     };
     let started_at = Timestamp::now();
     let id = BackupId::generate(started_at);
@@ -90,6 +91,7 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
         let name = source.object_name();
         let key = catalog::object_key(&set.name, &id, &name);
         let started = std::time::Instant::now();
+        let settings = settings.sized_for(size_hint(source).await);
         let mut not_made = None;
         let copy = match (&anonymized_recipients, AnonymizedCopy::prepare(source)) {
             (Some(r), Ok(Some(copy))) => Some((r, copy)),
@@ -185,7 +187,7 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
                 recipients: fingerprints.to_vec(),
                 plaintext_size: stored.plaintext_size,
                 stored_size: stored.stored_size,
-                part_size: settings.part_size,
+                part_size: stored.part_size,
                 sha256: stored.sha256,
                 parts: stored.parts,
             }
@@ -283,8 +285,25 @@ async fn store_globals(
         recipients: recipients.fingerprints().to_vec(),
         plaintext_size: stored.plaintext_size,
         stored_size: stored.stored_size,
-        part_size: settings.part_size,
+        part_size: stored.part_size,
         sha256: stored.sha256,
         parts: stored.parts,
     })
+}
+
+/// The source's estimate of its dump's size, asked before the dump starts;
+/// none when it cannot tell.
+async fn size_hint(source: &Source) -> Option<u64> {
+    let asked = source.clone();
+    let hint = tokio::task::spawn_blocking(move || asked.size_hint())
+        .await
+        .expect("size hint panicked");
+    if let Some(bytes) = hint {
+        tracing::debug!(
+            source = source.name(),
+            "size hint: {}",
+            crate::config::human_bytes(bytes)
+        );
+    }
+    hint
 }

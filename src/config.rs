@@ -134,6 +134,12 @@ pub struct StoreConfig {
     /// at the upload bandwidth.
     #[serde(default = "default_read_timeout", deserialize_with = "duration")]
     pub read_timeout: Duration,
+    /// How long a backup may move no bytes at all (nothing read from the
+    /// source, no part stored) before it fails (`"10m"`; `"0s"` turns the
+    /// watchdog off). Catches what per-attempt timeouts cannot: a server
+    /// that trickles, a dump that hangs.
+    #[serde(default = "default_stall_timeout", deserialize_with = "duration")]
+    pub stall_timeout: Duration,
     /// Attempts per S3 request (at least 1) before the run fails.
     #[serde(default = "default_attempts")]
     pub attempts: u32,
@@ -172,6 +178,10 @@ fn default_read_timeout() -> Duration {
     Duration::from_secs(120)
 }
 
+fn default_stall_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+
 fn default_attempts() -> u32 {
     5
 }
@@ -196,6 +206,7 @@ impl StoreConfig {
             checksums: Checksums::default(),
             connect_timeout: default_connect_timeout(),
             read_timeout: default_read_timeout(),
+            stall_timeout: default_stall_timeout(),
             attempts: default_attempts(),
             retry_delay: default_retry_delay(),
         }

@@ -10,6 +10,7 @@
 mod channel;
 mod decode;
 mod download;
+mod stall;
 mod tee;
 mod upload;
 
@@ -132,6 +133,16 @@ pub enum PipelineError {
         actual: u64,
         /// Bytes the manifest records.
         expected: u64,
+    },
+    /// Nothing moved for too long.
+    #[error(
+        "`{object}`: no byte was read from the source and no part stored for {limit:?}, so the backup was stopped. Check the source (a hung dump, a held lock) and the store's network; raise `stall-timeout` under [store] if the source can rightly pause that long"
+    )]
+    Stalled {
+        /// The object.
+        object: String,
+        /// The `stall-timeout` that ran out.
+        limit: std::time::Duration,
     },
     /// The run was cancelled.
     #[error("interrupted")]

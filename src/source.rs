@@ -80,6 +80,18 @@ impl Source {
         }
     }
 
+    /// About how many bytes the dump will be, when the source can tell
+    /// cheaply (a directory's size, a database's size), so that parts can
+    /// be sized before the first one. Blocking.
+    pub fn size_hint(&self) -> Option<u64> {
+        match self {
+            Source::Command(_) => None,
+            Source::Files(s) => s.size_hint(),
+            Source::Postgres(s) => s.size_hint(),
+            Source::Mysql(s) => s.size_hint(),
+        }
+    }
+
     /// The anonymization rules file, for sources that write an anonymized copy.
     pub fn anonymize_rules(&self) -> Option<&std::path::Path> {
         match self {

@@ -17,9 +17,11 @@ use super::Context;
 ///   sluice backup docs --store file:///var/backups/sluice \
 ///       --recipient age1… --source docs=files:/srv/docs
 ///
-/// Parts are 16 MiB by default (`part-size` under [store]); a store takes at
-/// most 10,000 parts, so an object is capped at about 156 GiB unless you
-/// raise `part-size`.
+/// Parts are 16 MiB by default (`part-size` under [store]) and a store takes
+/// at most 10,000 parts. Directories and databases report their size first,
+/// and parts grow to fit twice that; with no size hint (a `command` source)
+/// the 16 MiB default caps an object at about 156 GiB: raise `part-size`.
+/// A run that reads and stores nothing for `stall-timeout` (10m) fails.
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {

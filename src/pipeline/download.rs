@@ -54,9 +54,13 @@ pub(crate) fn start_download(
         let mut parts = futures::stream::iter(0..count)
             .map(|index| {
                 let (store, key, record) = (Arc::clone(&store), key.clone(), Arc::clone(&record));
-                async move { fetch_part(store.as_ref(), &key, &record, index).await }
+                // A task of its own, so that each part is read to its end at
+                // once even while the target is busy and reads nothing: a
+                // response left half-read gets cut by the server.
+                tokio::spawn(async move { fetch_part(store.as_ref(), &key, &record, index).await })
             })
-            .buffered(parallel_parts.max(1));
+            .buffered(parallel_parts.max(1))
+            .map(|joined| joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())));
         let mut whole = Sha256::new();
         let mut index = 0;
         while let Some(part) = parts.next().await {

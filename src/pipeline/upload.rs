@@ -1,6 +1,9 @@
 //! Backup direction: source → zstd → age → part cutter (SHA-256) → store.
 
-use std::io::{self, Write};
+use std::{
+    io::{self, Write},
+    time::Duration,
+};
 
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
@@ -10,6 +13,7 @@ use super::{
     PipelineError,
     channel::{CHUNK_SIZE, ChunkWriter, PipeReader, is_secondary, pipe},
     hex, object_name,
+    stall::{Counted, Progress},
 };
 use crate::{
     Cancel,
@@ -25,6 +29,9 @@ const CHANNEL_DEPTH: usize = 4;
 /// the same so that any backup can move between stores).
 pub const MAX_PARTS: usize = 10_000;
 
+/// The largest part a store takes (S3's limit).
+pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
 /// How an object is written.
 #[derive(Clone, Copy, Debug)]
 pub struct UploadSettings {
@@ -34,6 +41,36 @@ pub struct UploadSettings {
     pub part_size: u64,
     /// Parts uploading at once.
     pub parallel_parts: usize,
+    /// How long the upload may move no bytes before it fails; zero for never.
+    pub stall_timeout: Duration,
+}
+
+impl UploadSettings {
+    /// The settings for a dump of about `hint` bytes (a directory's size, a
+    /// database's size), fixed before the first part: parts grow to
+    /// `⌈2 × hint / 10,000⌉`, rounded up to 1 MiB and at most 5 GiB, when
+    /// that is more than `part_size`, so the object fits in 10,000 parts
+    /// even if the dump is twice the hint. Fewer parts are then in flight,
+    /// so memory stays at what `part_size` × `parallel_parts` allows.
+    pub fn sized_for(&self, hint: Option<u64>) -> Self {
+        const MIB: u64 = 1024 * 1024;
+        let Some(hint) = hint else { return *self };
+        let needed = hint
+            .saturating_mul(2)
+            .div_ceil(MAX_PARTS as u64)
+            .div_ceil(MIB)
+            .saturating_mul(MIB);
+        let part_size = needed.clamp(self.part_size, MAX_PART_SIZE.max(self.part_size));
+        let budget = self.part_size.saturating_mul(self.parallel_parts as u64);
+        let parallel_parts = usize::try_from(budget / part_size)
+            .unwrap_or(usize::MAX)
+            .clamp(1, self.parallel_parts.max(1));
+        Self {
+            part_size,
+            parallel_parts,
+            ..*self
+        }
+    }
 }
 
 /// What was stored: the facts the manifest records.
@@ -45,6 +82,8 @@ pub struct Uploaded {
     pub stored_size: u64,
     /// SHA-256 of the stored object.
     pub sha256: String,
+    /// Size of every stored part but the last.
+    pub part_size: u64,
     /// SHA-256 of each stored part.
     pub parts: Vec<String>,
 }
@@ -53,7 +92,9 @@ pub struct Uploaded {
 ///
 /// The object is published only if every stage succeeded: `produce`
 /// returned Ok, both codecs finished and every part was stored. Otherwise
-/// the upload is aborted and nothing appears under `key`.
+/// the upload is aborted and nothing appears under `key`. When no byte is
+/// read from the source and no part stored for `stall_timeout`, `cancel`
+/// fires (which stops the source's processes) and the upload fails.
 pub async fn upload<F>(
     store: &dyn Store,
     key: &str,
@@ -78,10 +119,14 @@ where
     let (zstd_tx, zstd_rx) = pipe(CHANNEL_DEPTH);
     let (part_tx, mut part_rx) = mpsc::channel::<Bytes>(1);
 
-    let source = spawn_blocking(move || {
-        let mut out = ChunkWriter::new(source_tx, CHUNK_SIZE);
-        produce(&mut out)?;
-        out.finish().map_err(SourceError::Output)
+    let progress = Progress::default();
+    let source = spawn_blocking({
+        let progress = progress.clone();
+        move || {
+            let mut out = Counted::new(ChunkWriter::new(source_tx, CHUNK_SIZE), progress);
+            produce(&mut out)?;
+            out.inner.finish().map_err(SourceError::Output)
+        }
     });
     let compression = settings.compression;
     let compress = spawn_blocking(move || {
@@ -95,18 +140,33 @@ where
     let encrypt = spawn_blocking(move || encrypt(zstd_rx, encryptor, cutter));
     let store_parts = async {
         while let Some(part) = part_rx.recv().await {
+            let len = part.len() as u64;
+            // `put` returns once there is room: an earlier part was stored.
             writer.put(part).await?;
+            progress.add(len);
         }
         writer.flush().await
     };
 
     let joined = tokio::select! {
-        joined = async { tokio::join!(source, compress, encrypt, store_parts) } => Some(joined),
-        () = cancel.fired() => None,
+        joined = async { tokio::join!(source, compress, encrypt, store_parts) } => Ok(joined),
+        () = cancel.fired() => Err(PipelineError::Interrupted),
+        () = progress.stalled(settings.stall_timeout) => {
+            cancel.fire();
+            Err(PipelineError::Stalled {
+                object: object.clone(),
+                limit: settings.stall_timeout,
+            })
+        }
     };
-    let Some((source, compress, encrypt, stored)) = joined else {
-        let _ = writer.abort().await;
-        return Err(PipelineError::Interrupted);
+    let (source, compress, encrypt, stored) = match joined {
+        Ok(joined) => joined,
+        Err(e) => {
+            if let Err(abort) = writer.abort().await {
+                tracing::warn!("could not abort the upload of `{object}`: {abort}");
+            }
+            return Err(e);
+        }
     };
     let outcome = first_cause(
         &object,
@@ -177,6 +237,7 @@ fn first_cause(
             plaintext_size,
             stored_size: cut.stored_size,
             sha256: cut.sha256,
+            part_size: cut.part_size,
             parts: cut.parts,
         }),
         (Err(e), ..) => Err(source_error(e)),
@@ -241,6 +302,7 @@ struct PartLimit {
 
 /// What the part cutter saw.
 struct Cut {
+    part_size: u64,
     stored_size: u64,
     sha256: String,
     parts: Vec<String>,
@@ -291,6 +353,7 @@ impl PartCutter {
             self.send_part()?;
         }
         Ok(Cut {
+            part_size: self.part_size as u64,
             stored_size: self.stored_size,
             sha256: hex(&self.whole.finalize()),
             parts: self.parts,
@@ -331,6 +394,48 @@ mod tests {
         assert_eq!(cut.stored_size, 10);
         assert_eq!(cut.parts[2], hex(&Sha256::digest(b"89")));
         assert_eq!(cut.sha256, hex(&Sha256::digest(b"0123456789")));
+    }
+
+    fn settings(part_size: u64, parallel_parts: usize) -> UploadSettings {
+        UploadSettings {
+            compression: Compression::default(),
+            part_size,
+            parallel_parts,
+            stall_timeout: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn parts_grow_with_the_size_hint_and_fewer_fly_at_once() {
+        const MIB: u64 = 1024 * 1024;
+        const GIB: u64 = 1024 * MIB;
+        let base = settings(16 * MIB, 4);
+        let sized = |hint| {
+            let s = base.sized_for(hint);
+            (s.part_size, s.parallel_parts)
+        };
+        // No hint, or one the default covers twice over: unchanged.
+        assert_eq!(sized(None), (16 * MIB, 4));
+        assert_eq!(sized(Some(50 * GIB)), (16 * MIB, 4));
+        assert_eq!(sized(Some(78 * GIB)), (16 * MIB, 4));
+        // 100 GiB: 2 × 100 GiB / 10,000 = 20.48 MiB, rounded up to 21 MiB;
+        // 64 MiB of parts in flight allow 3 of them.
+        assert_eq!(sized(Some(100 * GIB)), (21 * MIB, 3));
+        // 1 TiB: 210 MiB parts, one at a time.
+        assert_eq!(sized(Some(1024 * GIB)), (210 * MIB, 1));
+        // Beyond 25 TiB parts stop at 5 GiB.
+        assert_eq!(sized(Some(100 * 1024 * GIB)), (MAX_PART_SIZE, 1));
+        // A configured part size above what the hint needs is kept.
+        assert_eq!(
+            settings(64 * MIB, 2).sized_for(Some(GIB)).part_size,
+            64 * MIB
+        );
+        // A dump the size of its hint, doubled, still fits in 10,000 parts.
+        for hint in [3 * GIB, 100 * GIB + 7, 1024 * GIB + 12_345, 20 * 1024 * GIB] {
+            let part = base.sized_for(Some(hint)).part_size;
+            assert!((2 * hint).div_ceil(part) <= MAX_PARTS as u64, "{hint}");
+            assert_eq!(part % MIB, 0);
+        }
     }
 
     #[test]

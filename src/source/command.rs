@@ -57,6 +57,32 @@ impl CommandSource {
     }
 }
 
+/// Runs a client whose output is one number (a size query) and returns it,
+/// or none when the client fails: for optional facts such as size hints.
+pub(crate) fn query_number(argv: &[String], env: &[(String, String)]) -> Option<u64> {
+    let out = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .output();
+    match out {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().parse().ok(),
+        Ok(out) => {
+            tracing::debug!(
+                "`{}` failed: {}",
+                argv[0],
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            None
+        }
+        Err(e) => {
+            tracing::debug!("could not run `{}`: {e}", argv[0]);
+            None
+        }
+    }
+}
+
 /// Runs `argv` (with `env` added), copies its stdout to `out`, and fails
 /// unless it exits 0. If reading fails, `out` stops taking data or the run
 /// is cancelled, the child's process group is killed first.

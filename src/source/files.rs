@@ -46,6 +46,24 @@ impl FilesSource {
         }
     }
 
+    /// The total size of the files the dump will hold (one walk of the
+    /// tree, excludes applied), or none when the directory cannot be read.
+    pub fn size_hint(&self) -> Option<u64> {
+        let root = &self.path;
+        let excludes = build_excludes(&self.exclude).ok()?;
+        let total = walkdir::WalkDir::new(root)
+            .follow_links(false)
+            .min_depth(1)
+            .into_iter()
+            .filter_entry(|e| !excludes.is_match(relative(root, e.path())))
+            .flatten()
+            .filter(|e| e.file_type().is_file())
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        fs::metadata(root).ok()?.is_dir().then_some(total)
+    }
+
     /// Writes the directory as a tar stream to `out`.
     pub fn dump(&self, out: &mut dyn Write, cancel: &Cancel) -> Result<(), SourceError> {
         let root = &self.path;
@@ -353,6 +371,23 @@ mod tests {
             seen.push(path);
         }
         assert_eq!(seen, ["cache/", "keep.txt", "link"]);
+    }
+
+    #[test]
+    fn the_size_hint_counts_the_files_that_will_be_dumped() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("cache")).unwrap();
+        fs::write(dir.path().join("a.bin"), vec![0u8; 1000]).unwrap();
+        fs::write(dir.path().join("cache/skip.bin"), vec![0u8; 5000]).unwrap();
+        std::os::unix::fs::symlink("a.bin", dir.path().join("link")).unwrap();
+        let mut source = FilesSource::new("d", dir.path());
+        assert_eq!(source.size_hint(), Some(6000));
+        source.exclude = vec!["cache".to_owned()];
+        assert_eq!(source.size_hint(), Some(1000));
+        assert_eq!(
+            FilesSource::new("d", dir.path().join("none")).size_hint(),
+            None
+        );
     }
 
     #[test]

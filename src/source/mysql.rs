@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::{
     SourceError,
-    command::dump_stdout,
+    command::{dump_stdout, query_number},
     endpoint::{Endpoint, Keys},
 };
 use crate::Cancel;
@@ -231,6 +231,25 @@ impl MysqlSource {
     /// The tool family in use.
     pub fn tools(&self) -> MysqlTools {
         self.tools.unwrap_or_else(MysqlTools::detect)
+    }
+
+    /// The database's tables' data and index size, or none when it cannot
+    /// be asked.
+    pub fn size_hint(&self) -> Option<u64> {
+        let target = self.target().ok()?;
+        let (connection, pipe) = target.args().ok()?;
+        let mut argv = vec![self.tools().client().to_owned()];
+        argv.extend(connection);
+        argv.extend([
+            "--batch".to_owned(),
+            "--skip-column-names".to_owned(),
+            "--connect-timeout=10".to_owned(),
+            format!("--database={}", target.database()),
+            "--execute=SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = DATABASE()".to_owned(),
+        ]);
+        let hint = query_number(&argv, &[]);
+        drop(pipe);
+        hint
     }
 
     /// Runs the dump tool and copies its output to `out`.

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{
     SourceError,
-    command::dump_stdout,
+    command::{dump_stdout, query_number},
     endpoint::{Endpoint, Keys},
 };
 use crate::Cancel;
@@ -235,6 +235,22 @@ impl PostgresSource {
         argv.extend(target.args());
         argv.push(format!("--database={}", target.database()));
         dump_stdout(&argv, &target.env(), out, cancel).map_err(explain_version_mismatch)
+    }
+
+    /// The database's size on disk (indexes included, so usually more than
+    /// the dump), or none when it cannot be asked.
+    pub fn size_hint(&self) -> Option<u64> {
+        let target = self.target().ok()?;
+        let mut argv = vec!["psql".to_owned(), "-X".to_owned(), "-At".to_owned()];
+        argv.extend(target.args());
+        argv.extend([
+            "--no-password".to_owned(),
+            format!("--dbname={}", target.database()),
+            "--command=SELECT pg_database_size(current_database())".to_owned(),
+        ]);
+        let mut env = vec![("PGCONNECT_TIMEOUT".to_owned(), "10".to_owned())];
+        env.extend(target.env());
+        query_number(&argv, &env)
     }
 
     /// Runs pg_dump and copies its output to `out`; fails with pg_dump's

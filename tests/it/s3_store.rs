@@ -260,3 +260,38 @@ fn latest_is_found_past_the_first_page_of_a_listing() {
     succeeded(&restore(&s, "docs@latest", "out"));
     assert_eq!(tree(&s.world.path("out")), tree(&data));
 }
+
+#[test]
+fn a_server_that_stops_answering_trips_the_stall_watchdog() {
+    // The per-attempt read timeout is far away; only the watchdog can stop this.
+    let s = S3World::with_store_settings("read-timeout = \"600s\"\nstall-timeout = \"2s\"");
+    let data = data_dir(&s);
+    s.server.fail_upload_parts(|_| Some(Fault::Hang));
+    let started = Instant::now();
+    let out = s.backup("docs", &format!("docs=files:{}", data.display()));
+
+    assert_eq!(out.status.code(), Some(1));
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no part stored for 2s"), "{stderr}");
+    assert!(stderr.contains("stall-timeout"), "{stderr}");
+    assert_eq!(s.server.pending_uploads(), 0, "the upload was not aborted");
+    assert!(listed_ids(&s, "docs").is_empty());
+}
+
+#[test]
+fn a_dump_that_hangs_is_stopped_by_the_watchdog_and_killed() {
+    let s = S3World::with_store_settings("stall-timeout = \"2s\"");
+    let started = Instant::now();
+    let out = s.backup("db", "db=command:sh -c 'echo begin; exec sleep 90'");
+
+    assert_eq!(out.status.code(), Some(1));
+    // Well before `sleep` would end on its own: the dump was killed.
+    assert!(started.elapsed() < Duration::from_secs(45));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no byte was read from the source"),
+        "{stderr}"
+    );
+    assert!(listed_ids(&s, "db").is_empty());
+}

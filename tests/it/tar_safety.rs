@@ -63,6 +63,7 @@ fn plant(w: &World, tar: Vec<u8>) -> String {
             compression: Compression::default(),
             part_size: 1 << 20,
             parallel_parts: 2,
+            stall_timeout: std::time::Duration::ZERO,
         };
         let key = catalog::object_key("evil", &id, name);
         let stored = upload(
