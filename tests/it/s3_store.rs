@@ -81,6 +81,47 @@ fn a_multi_part_backup_round_trips_through_s3() {
 }
 
 #[test]
+fn an_object_fetched_with_plain_get_object_opens_with_stock_age_and_zstd() {
+    let s = S3World::new();
+    let data = data_dir(&s);
+    let backup = succeeded(&s.backup("docs", &format!("docs=files:{}", data.display())));
+    let (set, id) = backup.split_once('@').unwrap();
+
+    let key = format!("backups/{set}/{id}/docs.tar.zst.age");
+    let body = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let object = s
+            .server
+            .client()
+            .get_object()
+            .bucket("bucket")
+            .key(&key)
+            .send()
+            .await;
+        object.unwrap().body.collect().await.unwrap().into_bytes()
+    });
+    let fetched = s.world.path("fetched.tar.zst.age");
+    fs::write(&fetched, &body).unwrap();
+    let out = s.world.path("out");
+    fs::create_dir(&out).unwrap();
+    let opened = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "age -d -i '{}' '{}' | zstd -d | tar -x -C '{}'",
+            s.world.key().display(),
+            fetched.display(),
+            out.display()
+        ))
+        .output()
+        .expect("sh runs; install age and zstd (apt-get install -y age zstd)");
+    assert!(
+        opened.status.success(),
+        "{}",
+        String::from_utf8_lossy(&opened.stderr)
+    );
+    assert_eq!(tree(&out), tree(&data));
+}
+
+#[test]
 fn a_part_failing_twice_is_retried_and_the_backup_succeeds() {
     let s = S3World::new();
     let data = data_dir(&s);

@@ -110,6 +110,21 @@ impl S3Server {
         self.root.path().join(BUCKET).join(PREFIX).join(key)
     }
 
+    /// An S3 client of the test's own (not sluice's) for this server, with
+    /// the test credentials: what any other tool would see.
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .force_path_style(true)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                ACCESS_KEY, SECRET_KEY, None, None, "test",
+            ))
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
     /// Files of multipart uploads s3s-fs still holds: `.upload-<id>.json`
     /// and the parts, `.upload_id-<id>.part-<n>`.
     pub fn pending_uploads(&self) -> usize {
