@@ -284,6 +284,21 @@ impl Shared {
         }
     }
 
+    /// `HeadObject`: the object's size.
+    async fn size(&self, key: &str, full_key: &str) -> Result<u64, StoreError> {
+        let size = self
+            .call("read", full_key, || {
+                let request = self.client.head_object().bucket(&self.bucket).key(full_key);
+                async move {
+                    let out = request.send().await.map_err(Failure::from_sdk)?;
+                    Ok(out.content_length.unwrap_or(0))
+                }
+            })
+            .await
+            .map_err(|e| self.error("read", key, full_key, e))?;
+        Ok(u64::try_from(size).unwrap_or(0))
+    }
+
     async fn get(&self, key: &str, full_key: &str) -> Result<Bytes, StoreError> {
         self.call("read", full_key, || {
             let request = self.client.get_object().bucket(&self.bucket).key(full_key);
@@ -308,6 +323,7 @@ impl Store for S3Store {
             full_key: full_key.into(),
             first: None,
             parts: 0,
+            size: 0,
             multipart: Arc::default(),
             finished: false,
         }))
@@ -349,21 +365,10 @@ impl Store for S3Store {
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
-        let s = &self.shared;
-        let full_key = s.full_key(key)?;
-        let size = s
-            .call("read", &full_key, || {
-                let request = s.client.head_object().bucket(&s.bucket).key(&full_key);
-                async move {
-                    let out = request.send().await.map_err(Failure::from_sdk)?;
-                    Ok(out.content_length.unwrap_or(0))
-                }
-            })
-            .await
-            .map_err(|e| s.error("read", key, &full_key, e))?;
+        let full_key = self.shared.full_key(key)?;
         Ok(ObjectMeta {
             key: key.to_owned(),
-            size: u64::try_from(size).unwrap_or(0),
+            size: self.shared.size(key, &full_key).await?,
         })
     }
 
@@ -450,6 +455,8 @@ struct S3Upload {
     first: Option<Bytes>,
     /// Parts queued so far.
     parts: i32,
+    /// Bytes queued so far.
+    size: u64,
     multipart: Arc<Multipart>,
     finished: bool,
 }
@@ -536,6 +543,7 @@ impl S3Upload {
             .await;
         match result {
             Ok(()) => Ok(()),
+            Err(e) if e.attempts > 1 && self.completed_unseen().await => Ok(()),
             Err(e) => {
                 let error = match e.failure.kind {
                     Kind::PreconditionFailed => StoreError::AlreadyExists {
@@ -548,6 +556,26 @@ impl S3Upload {
                 }
                 Err(error)
             }
+        }
+    }
+
+    /// Whether an earlier attempt of `CompleteMultipartUpload` whose answer
+    /// was lost did complete the upload. A retry then fails, as servers
+    /// differ: the upload is gone (NoSuchUpload; s3s-fs says AccessDenied)
+    /// or the object is there (PreconditionFailed). So after any failed
+    /// retry, the object under the key is looked for: if it has exactly
+    /// this upload's size, it is this upload's, as keys hold a fresh backup
+    /// id that no other writer uses.
+    async fn completed_unseen(&self) -> bool {
+        match self.shared.size(&self.key, &self.full_key).await {
+            Ok(size) if size == self.size => {
+                tracing::info!(
+                    "the answer to completing {} was lost, and the object is there, whole",
+                    self.shared.location(&self.full_key)
+                );
+                true
+            }
+            _ => false,
         }
     }
 }
@@ -603,6 +631,7 @@ async fn abort_multipart(
 impl MultipartUpload for S3Upload {
     fn put_part(&mut self, data: Bytes) -> PartFuture {
         self.parts += 1;
+        self.size += data.len() as u64;
         match self.parts {
             1 => {
                 self.first = Some(data);

@@ -167,6 +167,19 @@ fn a_part_the_server_never_answers_times_out_and_is_retried() {
 }
 
 #[test]
+fn a_completed_upload_whose_answer_was_lost_still_makes_the_backup() {
+    let s = S3World::new();
+    let data = data_dir(&s);
+    s.server
+        .fail_completes(|n| (n == 1).then_some(Fault::LoseAnswer));
+    let backup = succeeded(&s.backup("docs", &format!("docs=files:{}", data.display())));
+
+    assert_eq!(s.server.pending_uploads(), 0);
+    succeeded(&restore(&s, &backup, "out"));
+    assert_eq!(tree(&s.world.path("out")), tree(&data));
+}
+
+#[test]
 fn a_server_that_keeps_failing_fails_the_backup_and_leaves_no_upload() {
     let s = S3World::new();
     let data = data_dir(&s);

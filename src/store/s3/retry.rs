@@ -11,6 +11,7 @@ use aws_sdk_s3::{
     error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
     primitives::ByteStreamError,
 };
+use aws_smithy_types::retry::ErrorKind;
 
 /// The longest wait between two attempts.
 const MAX_DELAY: Duration = Duration::from_secs(20);
@@ -52,7 +53,10 @@ impl Failure {
             SdkError::TimeoutError(_) => Self::transient("the request timed out".to_owned()),
             SdkError::DispatchFailure(dispatch) => Self {
                 kind: Kind::Other,
-                retryable: dispatch.is_io() || dispatch.is_timeout(),
+                // Transient: a connection closed before the answer came.
+                retryable: dispatch.is_io()
+                    || dispatch.is_timeout()
+                    || dispatch.as_other() == Some(ErrorKind::TransientError),
                 detail: DisplayErrorContext(&err).to_string(),
             },
             // A response that could not be read or parsed: most often the

@@ -1,8 +1,9 @@
 //! A real S3-protocol server for the tests: s3s-fs 0.14 over a temporary
 //! directory, in process behind HTTP on 127.0.0.1 with SigV4 checking, and
 //! a small fault-injecting proxy in front of it that fails chosen
-//! `UploadPart` requests by count (an HTTP 500, or a connection dropped in
-//! the middle of the body) and passes everything else through.
+//! `UploadPart` and `CompleteMultipartUpload` requests by count (an HTTP
+//! 500, a connection dropped in the middle of the body, no answer, or an
+//! answer lost after the server acted) and passes everything else through.
 
 use std::{
     fs,
@@ -40,9 +41,38 @@ pub enum Fault {
     Drop,
     /// Read the request and never answer.
     Hang,
+    /// Pass the request on, then drop the connection instead of relaying
+    /// the server's answer: the request took effect, the client never knows.
+    LoseAnswer,
 }
 
 type Rule = Box<dyn Fn(usize) -> Option<Fault> + Send + Sync>;
+
+/// One kind of request: how many were seen, and which of them fail.
+#[derive(Default)]
+struct FaultPoint {
+    seen: AtomicUsize,
+    rule: Mutex<Option<Rule>>,
+}
+
+impl FaultPoint {
+    /// Counts a request and says what to do to it.
+    fn next(&self) -> Option<Fault> {
+        let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
+        self.rule.lock().unwrap().as_ref().and_then(|r| r(n))
+    }
+
+    fn set(&self, rule: impl Fn(usize) -> Option<Fault> + Send + Sync + 'static) {
+        *self.rule.lock().unwrap() = Some(Box::new(rule));
+    }
+}
+
+/// The requests the proxy can fail.
+#[derive(Default)]
+struct Faults {
+    upload_parts: FaultPoint,
+    completes: FaultPoint,
+}
 
 /// s3s-fs behind the fault-injecting proxy.
 pub struct S3Server {
@@ -50,8 +80,7 @@ pub struct S3Server {
     pub root: tempfile::TempDir,
     /// The proxy's address, for `endpoint`.
     pub endpoint: String,
-    upload_parts: Arc<AtomicUsize>,
-    rule: Arc<Mutex<Option<Rule>>>,
+    faults: Arc<Faults>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -64,8 +93,7 @@ impl S3Server {
             .enable_all()
             .build()
             .unwrap();
-        let upload_parts = Arc::new(AtomicUsize::new(0));
-        let rule: Arc<Mutex<Option<Rule>>> = Arc::default();
+        let faults = Arc::new(Faults::default());
         let fs_root = root.path().to_owned();
         let (upstream, endpoint) = runtime.block_on(async {
             let upstream = serve_s3s_fs(&fs_root).await;
@@ -75,12 +103,12 @@ impl S3Server {
         });
         let (proxy, endpoint) = endpoint;
         {
-            let (upload_parts, rule) = (Arc::clone(&upload_parts), Arc::clone(&rule));
+            let faults = Arc::clone(&faults);
             runtime.spawn(async move {
                 while let Ok((client, _)) = proxy.accept().await {
-                    let (upload_parts, rule) = (Arc::clone(&upload_parts), Arc::clone(&rule));
+                    let faults = Arc::clone(&faults);
                     tokio::spawn(async move {
-                        let _ = relay(client, upstream, &upload_parts, &rule).await;
+                        let _ = relay(client, upstream, &faults).await;
                     });
                 }
             });
@@ -88,8 +116,7 @@ impl S3Server {
         Self {
             root,
             endpoint,
-            upload_parts,
-            rule,
+            faults,
             _runtime: runtime,
         }
     }
@@ -97,12 +124,17 @@ impl S3Server {
     /// Fails the `n`th `UploadPart` request (counting from 1) as `rule(n)`
     /// says.
     pub fn fail_upload_parts(&self, rule: impl Fn(usize) -> Option<Fault> + Send + Sync + 'static) {
-        *self.rule.lock().unwrap() = Some(Box::new(rule));
+        self.faults.upload_parts.set(rule);
+    }
+
+    /// Fails the `n`th `CompleteMultipartUpload` request as `rule(n)` says.
+    pub fn fail_completes(&self, rule: impl Fn(usize) -> Option<Fault> + Send + Sync + 'static) {
+        self.faults.completes.set(rule);
     }
 
     /// `UploadPart` requests seen so far, failed ones included.
     pub fn upload_part_requests(&self) -> usize {
-        self.upload_parts.load(Ordering::SeqCst)
+        self.faults.upload_parts.seen.load(Ordering::SeqCst)
     }
 
     /// The file s3s-fs keeps an object of the store in.
@@ -161,8 +193,7 @@ async fn serve_s3s_fs(root: &Path) -> std::net::SocketAddr {
 async fn relay(
     mut client: TcpStream,
     upstream: std::net::SocketAddr,
-    upload_parts: &AtomicUsize,
-    rule: &Mutex<Option<Rule>>,
+    faults: &Faults,
 ) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut byte = [0u8; 4096];
@@ -178,10 +209,10 @@ async fn relay(
     };
     let text = String::from_utf8_lossy(&head[..body_start]).into_owned();
     let request_line = text.lines().next().unwrap_or_default();
-    let is_upload_part = request_line.starts_with("PUT ") && request_line.contains("partNumber=");
-    let fault = if is_upload_part {
-        let n = upload_parts.fetch_add(1, Ordering::SeqCst) + 1;
-        rule.lock().unwrap().as_ref().and_then(|r| r(n))
+    let fault = if request_line.starts_with("PUT ") && request_line.contains("partNumber=") {
+        faults.upload_parts.next()
+    } else if request_line.starts_with("POST ") && request_line.contains("uploadId=") {
+        faults.completes.next()
     } else {
         None
     };
@@ -215,21 +246,46 @@ async fn relay(
             }
             Ok(())
         }
-        None => {
-            let mut rewritten = String::new();
-            for line in text[..text.len() - 2].split_inclusive("\r\n") {
-                if !line.to_ascii_lowercase().starts_with("connection:") {
-                    rewritten.push_str(line);
-                }
+        Some(Fault::LoseAnswer) => {
+            let mut server = forward(&text, &head[body_start..], upstream).await?;
+            // Pass the rest of the request on, read the whole answer, and
+            // drop it with the client's connection.
+            let (mut from_server, mut to_server) = server.split();
+            let (mut from_client, _to_client) = client.split();
+            let pass_request = tokio::io::copy(&mut from_client, &mut to_server);
+            let mut answer = Vec::new();
+            tokio::select! {
+                read = from_server.read_to_end(&mut answer) => read.map(drop),
+                // The client gave up; the server has the whole request.
+                _ = pass_request => Ok(()),
             }
-            rewritten.push_str("Connection: close\r\n\r\n");
-            let mut server = TcpStream::connect(upstream).await?;
-            server.write_all(rewritten.as_bytes()).await?;
-            server.write_all(&head[body_start..]).await?;
+        }
+        None => {
+            let mut server = forward(&text, &head[body_start..], upstream).await?;
             tokio::io::copy_bidirectional(&mut client, &mut server).await?;
             Ok(())
         }
     }
+}
+
+/// Opens a connection to the server and sends it a request's head (as
+/// `Connection: close`) and the part of its body read so far.
+async fn forward(
+    head: &str,
+    body_start: &[u8],
+    upstream: std::net::SocketAddr,
+) -> std::io::Result<TcpStream> {
+    let mut rewritten = String::new();
+    for line in head[..head.len() - 2].split_inclusive("\r\n") {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            rewritten.push_str(line);
+        }
+    }
+    rewritten.push_str("Connection: close\r\n\r\n");
+    let mut server = TcpStream::connect(upstream).await?;
+    server.write_all(rewritten.as_bytes()).await?;
+    server.write_all(body_start).await?;
+    Ok(server)
 }
 
 /// A [`World`] whose store is `s3://bucket/backups` on an [`S3Server`],
