@@ -2,6 +2,8 @@
 //! (`MultipartUpload { put_part, complete, abort }`), implemented for the
 //! embedded `file://` store and for `s3://` (any S3-compatible server).
 
+#[cfg(test)]
+mod conformance;
 mod local;
 mod multipart;
 mod s3;

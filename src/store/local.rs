@@ -356,24 +356,7 @@ mod tests {
         (dir, store)
     }
 
-    #[tokio::test]
-    async fn an_object_appears_only_when_its_upload_completes() {
-        let (_dir, store) = store();
-        let mut upload = store.start_upload("set/id/a.zst.age").await.unwrap();
-        upload
-            .put_part(Bytes::from_static(b"hello "))
-            .await
-            .unwrap();
-        upload.put_part(Bytes::from_static(b"world")).await.unwrap();
-        assert!(store.list("").await.unwrap().is_empty());
-        upload.complete().await.unwrap();
-        assert_eq!(store.get("set/id/a.zst.age").await.unwrap(), "hello world");
-        assert_eq!(
-            store.get_range("set/id/a.zst.age", 6..11).await.unwrap(),
-            "world"
-        );
-        assert_eq!(store.head("set/id/a.zst.age").await.unwrap().size, 11);
-    }
+    crate::store::conformance::store_conformance!(store());
 
     #[tokio::test]
     async fn an_aborted_upload_leaves_nothing() {
@@ -392,36 +375,6 @@ mod tests {
         upload.put_part(Bytes::from_static(b"data")).await.unwrap();
         drop(upload);
         assert_eq!(fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
-    }
-
-    #[tokio::test]
-    async fn create_if_absent_never_replaces() {
-        let (_dir, store) = store();
-        let first = store
-            .create_if_absent("s/i/manifest.json", Bytes::from_static(b"one"))
-            .await
-            .unwrap();
-        let second = store
-            .create_if_absent("s/i/manifest.json", Bytes::from_static(b"two"))
-            .await
-            .unwrap();
-        assert_eq!(first, CreateOutcome::Created);
-        assert_eq!(second, CreateOutcome::AlreadyExists);
-        assert_eq!(store.get("s/i/manifest.json").await.unwrap(), "one");
-    }
-
-    #[tokio::test]
-    async fn a_completed_upload_never_replaces_an_object() {
-        let (_dir, store) = store();
-        store
-            .create_if_absent("s/i/x", Bytes::from_static(b"old"))
-            .await
-            .unwrap();
-        let mut upload = store.start_upload("s/i/x").await.unwrap();
-        upload.put_part(Bytes::from_static(b"new")).await.unwrap();
-        let err = upload.complete().await.unwrap_err();
-        assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
-        assert_eq!(store.get("s/i/x").await.unwrap(), "old");
     }
 
     #[tokio::test]
@@ -450,14 +403,5 @@ mod tests {
         store.delete("prod/2/a").await.unwrap();
         assert!(!dir.path().join("prod/2").exists());
         assert!(dir.path().join("prod/1").exists());
-    }
-
-    #[tokio::test]
-    async fn missing_objects_are_reported_as_not_found() {
-        let (_dir, store) = store();
-        let err = store.get("a/b").await.unwrap_err();
-        assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
-        let err = store.head("a/b").await.unwrap_err();
-        assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
     }
 }

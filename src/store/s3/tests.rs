@@ -104,6 +104,12 @@ fn pattern(len: usize, seed: u8) -> Bytes {
     )
 }
 
+crate::store::conformance::store_conformance!({
+    let server = server().await;
+    let store = store(&server, "team/sluice").await;
+    (server, store)
+});
+
 #[tokio::test]
 async fn objects_live_under_the_prefix_and_read_like_local_ones() {
     let server = server().await;
@@ -148,23 +154,6 @@ async fn objects_live_under_the_prefix_and_read_like_local_ones() {
     let err = store.head("prod/2/a").await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
     assert!(store.get("../escape").await.is_err());
-}
-
-#[tokio::test]
-async fn create_if_absent_never_replaces() {
-    let server = server().await;
-    let store = store(&server, "").await;
-    let first = store
-        .create_if_absent("s/i/manifest.json", Bytes::from_static(b"one"))
-        .await
-        .unwrap();
-    let second = store
-        .create_if_absent("s/i/manifest.json", Bytes::from_static(b"two"))
-        .await
-        .unwrap();
-    assert_eq!(first, CreateOutcome::Created);
-    assert_eq!(second, CreateOutcome::AlreadyExists);
-    assert_eq!(store.get("s/i/manifest.json").await.unwrap(), "one");
 }
 
 #[tokio::test]
@@ -271,26 +260,6 @@ async fn aborted_and_dropped_uploads_leave_nothing_on_the_server() {
     }
     assert_eq!(upload_leftovers(server.dir.path()), 0);
     assert!(store.list("").await.unwrap().is_empty());
-}
-
-#[tokio::test]
-async fn an_upload_never_replaces_an_object() {
-    let server = server().await;
-    let store = store(&server, "").await;
-    store
-        .create_if_absent("s/i/x", Bytes::from_static(b"old"))
-        .await
-        .unwrap();
-    for parts in [1, 2] {
-        let mut upload = store.start_upload("s/i/x").await.unwrap();
-        for seed in 0..parts {
-            upload.put_part(pattern(5 * MIB, seed)).await.unwrap();
-        }
-        let err = upload.complete().await.unwrap_err();
-        assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
-    }
-    assert_eq!(store.get("s/i/x").await.unwrap(), "old");
-    assert_eq!(upload_leftovers(server.dir.path()), 0);
 }
 
 #[tokio::test]
