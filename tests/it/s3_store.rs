@@ -292,11 +292,11 @@ fn latest_is_found_past_the_first_page_of_a_listing() {
     let backup = succeeded(&s.backup("docs", &format!("docs=files:{}", data.display())));
     let (set, id) = backup.split_once('@').unwrap();
 
-    // 1,005 older backups, written straight into the server's directory:
-    // their ids sort first, so the real one is on the second page.
+    // 1,500 older backups, written straight into the server's directory:
+    // their ids sort first, so the real one is on the second page of the listing.
     let manifest =
         fs::read_to_string(s.server.object_file(&format!("{set}/{id}/manifest.json"))).unwrap();
-    for i in 0..1005u32 {
+    for i in 0..1500u32 {
         let old = format!(
             "2020{:02}{:02}T{:02}0000Z-{i:04x}",
             1 + i % 12,
@@ -309,7 +309,7 @@ fn latest_is_found_past_the_first_page_of_a_listing() {
     }
 
     let ids = listed_ids(&s, set);
-    assert_eq!(ids.len(), 1006);
+    assert_eq!(ids.len(), 1501);
     assert_eq!(ids.last().unwrap(), id);
     succeeded(&restore(&s, "docs@latest", "out"));
     assert_eq!(tree(&s.world.path("out")), tree(&data));
