@@ -8,6 +8,7 @@
 #   scripts/bench.sh            # 1 GiB, 3 runs each, in /dev/shm
 #   SIZE_MIB=256 RUNS=1 BENCH_DIR=/var/tmp scripts/bench.sh
 #   scripts/bench.sh postgres   # database mode, see bench_postgres below
+#   scripts/bench.sh s3         # S3 mode, see bench_s3 below
 #
 # By default everything lives in /dev/shm, so the figures measure the
 # pipelines and not the disk (whose writeback noise here is larger than the
@@ -76,6 +77,46 @@ print(f"sluice restore:             {restore:.2f} s  ratio {restore / plain:.2f}
 PY
 }
 
+# S3 mode: the same dump-like data (SIZE_MIB, 1 GiB by default; run it with
+# SIZE_MIB=4096 too) backed up to s3s-fs on 127.0.0.1 by sluice and, in the
+# same run, by `zstd -3 -T0 | age -r KEY | aws s3 cp - s3://…` (the AWS CLI
+# on PATH). Goals: ratio sluice/pipeline <= 0.7, sluice's peak RSS <= 128 MiB.
+# s3s-fs 0.14.1 is installed into target/tools on first use.
+bench_s3() {
+    command -v aws >/dev/null || { echo "bench.sh s3 needs the AWS CLI (apt-get install -y awscli)" >&2; exit 1; }
+    local s3s=target/tools/bin/s3s-fs
+    [ -x "$s3s" ] || cargo install s3s-fs --version 0.14.1 --features binary --locked --root target/tools
+    generate_data
+    mkdir -p "$work/s3/bench"
+    local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$s3s" --host 127.0.0.1 --port "$port" --access-key bench --secret-key bench-secret "$work/s3" > "$work/s3s.log" 2>&1 &
+    s3s_pid=$!
+    trap 'kill "$s3s_pid" 2>/dev/null; rm -rf "$work"' EXIT
+    for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
+    export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+    cat > "$work/sluice.toml" <<TOML
+[store]
+url = "s3://bench/sluice"
+endpoint = "http://127.0.0.1:$port"
+path-style = true
+TOML
+    best() { sort -n | head -1; }
+    local sluice_walls=() pipe_walls=() rss=() wall kib
+    for i in $(seq "$runs"); do
+        /usr/bin/time -f "%e %M" -o "$work/t" "$sluice" -q --config "$work/sluice.toml" backup bench \
+            -r "$recipient" --source "data=files:$work/dir" > /dev/null
+        read -r wall kib < "$work/t"
+        sluice_walls+=("$wall"); rss+=("$kib")
+        rm -rf "$work/s3/bench/sluice"
+        /usr/bin/time -f "%e" -o "$work/t" sh -c "zstd -3 -T0 -q -c '$work/dir/data' | age -r '$recipient' | aws --endpoint-url http://127.0.0.1:$port s3 cp --only-show-errors - s3://bench/pipe.age"
+        pipe_walls+=("$(cat "$work/t")")
+        rm -f "$work/s3/bench/pipe.age"
+    done
+    report "$(printf '%s\n' "${sluice_walls[@]}" | best)" "$(printf '%s\n' "${pipe_walls[@]}" | best)" \
+        "$(printf '%s\n' "${rss[@]}" | sort -n | tail -1)" "s3s-fs on 127.0.0.1 ($bench_dir)" \
+        "zstd|age|aws s3 cp" 0.7
+}
+
 if [ "${1:-}" = postgres ]; then
     bench_postgres
     exit 0
@@ -87,9 +128,11 @@ work=$(mktemp -d "$bench_dir/sluice-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 # 64 MiB of distinct dump-like rows, repeated: compressible like a real
-# pg_dump, and no repeat falls inside zstd's window at level 3.
-mkdir "$work/dir"
-python3 - "$work/dir/data" "$size_mib" <<'PY'
+# pg_dump, and no repeat falls inside zstd's window at level 3. Sets
+# `recipient` and makes $work/key.txt.
+generate_data() {
+    mkdir "$work/dir"
+    python3 - "$work/dir/data" "$size_mib" <<'PY'
 import random, sys
 path, size = sys.argv[1], int(sys.argv[2]) << 20
 rnd = random.Random(42)
@@ -111,9 +154,29 @@ with open(path, "wb") as f:
         f.write(part)
         written += len(part)
 PY
-cat "$work/dir/data" > /dev/null  # warm the page cache for both contenders
-"$sluice" keygen -o "$work/key.txt" > "$work/recipient.txt" 2>/dev/null
-recipient=$(cat "$work/recipient.txt")
+    cat "$work/dir/data" > /dev/null  # warm the page cache for both contenders
+    "$sluice" keygen -o "$work/key.txt" > "$work/recipient.txt" 2>/dev/null
+    recipient=$(cat "$work/recipient.txt")
+}
+
+# Prints the figures: SLUICE_WALL PIPE_WALL RSS_KIB WHERE PIPELINE GOAL.
+report() {
+    python3 - "$size_mib" "$@" <<'PY'
+import sys
+size, s, p, rss, where, pipeline, goal = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7]
+print(f"data:                {size} MiB, dump-like text, to {where}")
+print(f"sluice backup:       {s:.2f} s  ({size / s:.0f} MiB/s)")
+print(f"{pipeline + ':':<21}{p:.2f} s  ({size / p:.0f} MiB/s)")
+print(f"ratio sluice/pipe:   {s / p:.2f}  (goal <= {goal})")
+print(f"sluice peak RSS:     {rss / 1024:.0f} MiB  (goal <= 128 MiB)")
+PY
+}
+
+if [ "${1:-}" = s3 ]; then
+    bench_s3
+    exit 0
+fi
+generate_data
 mkdir "$work/store"
 
 best() { sort -n | head -1; }
@@ -128,15 +191,5 @@ for i in $(seq "$runs"); do
     pipe_walls+=("$(cat "$work/t")")
     rm -f "$work/pipe.age"
 done
-s=$(printf '%s\n' "${sluice_walls[@]}" | best)
-p=$(printf '%s\n' "${pipe_walls[@]}" | best)
-r=$(printf '%s\n' "${rss[@]}" | sort -n | tail -1)
-python3 - "$size_mib" "$s" "$p" "$r" "$bench_dir" <<'PY'
-import sys
-size, s, p, rss = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-print(f"data:                {size} MiB, dump-like text, in {sys.argv[5]}")
-print(f"sluice backup:       {s:.2f} s  ({size / s:.0f} MiB/s)")
-print(f"zstd -3 -T0 | age:   {p:.2f} s  ({size / p:.0f} MiB/s)")
-print(f"ratio sluice/pipe:   {s / p:.2f}  (goal <= 1.0)")
-print(f"sluice peak RSS:     {rss / 1024:.0f} MiB  (goal <= 128 MiB)")
-PY
+report "$(printf '%s\n' "${sluice_walls[@]}" | best)" "$(printf '%s\n' "${pipe_walls[@]}" | best)" \
+    "$(printf '%s\n' "${rss[@]}" | sort -n | tail -1)" "a file:// store in $bench_dir" "zstd -3 -T0 | age" 1.0
