@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check sluice's CI runs, in this order: installs the stock tools
-# the interoperability tests use (age, zstd) when missing, starts the local
+# the interoperability tests use (age, zstd) when missing, installs moto
+# (the S3 server of the gc tests) into .venv when missing, starts the local
 # PostgreSQL and MariaDB the anonymizer's restore tests use when they are
 # down, then format, lints, all tests, and the dependency audit against the
 # offline advisory snapshot.
@@ -23,6 +24,16 @@ if [ ${#missing[@]} -gt 0 ]; then
         exit 1
     fi
 fi
+
+# moto, pinned, in .venv: the S3 server for what s3s-fs lacks
+# (ListMultipartUploads); tests/it/support/moto.rs starts it.
+moto_version=5.2.5
+if ! .venv/bin/python -c "import moto, moto.server, sys; sys.exit(moto.__version__ != '$moto_version')" 2>/dev/null; then
+    echo "test.sh: installing moto $moto_version into .venv" >&2
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$moto_version"
+fi
+export SLUICE_TEST_MOTO_PYTHON="$PWD/.venv/bin/python"
 
 # PostgreSQL at 127.0.0.1:5432 (user postgres, trust) and MariaDB at
 # 127.0.0.1:3306 (root, no password), as Debian's packages set them up.

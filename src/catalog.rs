@@ -397,6 +397,12 @@ fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// The key prefix everything of a set is stored under: `<set>/`.
+pub fn set_prefix(set: &str) -> Result<String, CatalogError> {
+    validate_set_name(set)?;
+    Ok(format!("{set}/"))
+}
+
 /// Key of a backup's manifest.
 pub fn manifest_key(set: &str, id: &BackupId) -> String {
     format!("{set}/{id}/{MANIFEST_NAME}")
@@ -424,8 +430,7 @@ pub async fn commit(store: &dyn Store, manifest: &Manifest) -> Result<(), Catalo
 
 /// Ids of the committed backups of a set, oldest first.
 pub async fn backup_ids(store: &dyn Store, set: &str) -> Result<Vec<BackupId>, CatalogError> {
-    validate_set_name(set)?;
-    let prefix = format!("{set}/");
+    let prefix = set_prefix(set)?;
     let mut ids: Vec<BackupId> = store
         .list(&prefix)
         .await?

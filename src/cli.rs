@@ -5,6 +5,7 @@
 mod anonymize;
 mod backup;
 mod fetch;
+mod gc;
 mod keygen;
 mod list;
 mod restore;
@@ -66,6 +67,7 @@ enum Command {
     Fetch(fetch::Args),
     List(list::Args),
     Show(show::Args),
+    Gc(gc::Args),
     Keygen(keygen::Args),
     Anonymize(anonymize::Args),
 }
@@ -117,6 +119,7 @@ pub async fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<()> {
         Command::Fetch(args) => fetch::run(&context, args, cancel).await,
         Command::List(args) => list::run(&context, args).await,
         Command::Show(args) => show::run(&context, args).await,
+        Command::Gc(args) => gc::run(&context, args).await,
         Command::Keygen(args) => keygen::run(args),
         Command::Anonymize(args) => anonymize::run(args),
     }

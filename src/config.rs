@@ -557,16 +557,21 @@ pub(crate) fn env_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::E
     interpolate(&raw, env_lookup).map_err(D::Error::custom)
 }
 
-/// Deserializes a duration written as `"500ms"`, `"10s"` or `"2m"`.
+/// Parses a duration written as `"500ms"`, `"10s"`, `"2m"` or `"24h"`
+/// (units up to hours: days are not all the same length).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let signed: jiff::SignedDuration = text.trim().parse().map_err(|e| {
+        format!(
+            "`{text}` is not a duration ({e}); write e.g. \"500ms\", \"10s\", \"2m\" or \"24h\""
+        )
+    })?;
+    Duration::try_from(signed).map_err(|_| format!("`{text}` is negative; durations are positive"))
+}
+
+/// Deserializes a duration (see [`parse_duration`]).
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
-    let signed: jiff::SignedDuration = text.trim().parse().map_err(|e| {
-        D::Error::custom(format!(
-            "`{text}` is not a duration ({e}); write e.g. \"500ms\", \"10s\" or \"2m\""
-        ))
-    })?;
-    Duration::try_from(signed)
-        .map_err(|_| D::Error::custom(format!("`{text}` is negative; durations are positive")))
+    parse_duration(&text).map_err(D::Error::custom)
 }
 
 /// Deserializes a path with `${VAR}` interpolation.

@@ -38,6 +38,21 @@ pub enum CreateOutcome {
     AlreadyExists,
 }
 
+/// An upload that was started and neither completed nor aborted: a
+/// multipart upload on S3, a temporary file on `file://`. It holds storage
+/// but is no object: nothing lists or reads it, and `sluice gc` removes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingUpload {
+    /// The key the object would have had, relative to the store's root.
+    pub key: String,
+    /// What the store needs to abort it: the S3 upload id, or the
+    /// temporary file's name on `file://`.
+    pub id: String,
+    /// When it was started (S3's `Initiated`), or on `file://` when it was
+    /// last written to, so an upload still being written never looks old.
+    pub started: jiff::Timestamp,
+}
+
 /// A pending part upload; parts may run concurrently.
 pub type PartFuture = BoxFuture<'static, Result<(), StoreError>>;
 
@@ -66,6 +81,14 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Writes a small object only if nothing exists under `key`, atomically.
     async fn create_if_absent(&self, key: &str, data: Bytes) -> Result<CreateOutcome, StoreError>;
+
+    /// Every unfinished upload whose key starts with `prefix`, sorted by
+    /// key. Some may belong to a run that is still writing them.
+    async fn list_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, StoreError>;
+
+    /// Discards an unfinished upload and the storage it holds; discarding
+    /// one that is already gone succeeds.
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<(), StoreError>;
 }
 
 /// An object being written part by part.
@@ -230,6 +253,16 @@ pub enum StoreError {
         /// The endpoint, redacted.
         server: String,
         /// `s3://bucket/key`.
+        location: String,
+    },
+    /// The S3 server cannot list multipart uploads (`ListMultipartUploads`).
+    #[error(
+        "the S3 server {server} cannot list unfinished multipart uploads (ListMultipartUploads is not implemented), so sluice cannot find the ones under {location}: add an AbortIncompleteMultipartUpload lifecycle rule to the bucket, so the server removes them itself (see README, \"Unfinished uploads\"), or run gc against a server that implements ListMultipartUploads"
+    )]
+    ListUploadsUnsupported {
+        /// The endpoint, redacted.
+        server: String,
+        /// `s3://bucket/prefix`.
         location: String,
     },
     /// An S3 request failed, after retrying it when that could help.

@@ -5,6 +5,13 @@
 //! (a rename would silently overwrite), and the directory is fsynced. So a
 //! half-written object never appears under its final name, and neither an
 //! object nor a manifest is ever overwritten.
+//!
+//! A temporary file's name carries the key it is for
+//! (`<16 hex>.<key, `%` as `%25` and `/` as `%2F`>.part`), so the
+//! unfinished uploads a killed run left behind can be told apart by set.
+//! A name that would pass 255 bytes is `<16 hex>.part`, carries no key, and
+//! is never listed as a pending upload: remove such a file by hand when no
+//! sluice runs.
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -20,11 +27,18 @@ use bytes::Bytes;
 use tokio::task::spawn_blocking;
 
 use super::{
-    CreateOutcome, MultipartUpload, ObjectMeta, PartFuture, Store, StoreError, validate_key,
+    CreateOutcome, MultipartUpload, ObjectMeta, PartFuture, PendingUpload, Store, StoreError,
+    validate_key,
 };
 
 /// Directory under the root that holds files being written.
 const TMP_DIR: &str = ".sluice-tmp";
+
+/// The longest file name common filesystems take, in bytes.
+const NAME_MAX: usize = 255;
+
+/// Ending of every temporary file's name.
+const TMP_SUFFIX: &str = ".part";
 
 /// A store rooted at a local directory (which must exist).
 #[derive(Debug, Clone)]
@@ -70,8 +84,44 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Sto
     }
 }
 
-/// Creates a fresh temporary file (mode 0640) under the root's temp directory.
-fn temp_file(root: &Path) -> Result<(File, PathBuf), StoreError> {
+/// The name of a temporary file for `key`: `<16 hex>.<key>.part` with `%`
+/// written `%25` and `/` written `%2F`, or `<16 hex>.part` when that would
+/// be too long for a file name.
+fn temp_name(random: u64, key: &str) -> String {
+    let encoded = key.replace('%', "%25").replace('/', "%2F");
+    let name = format!("{random:016x}.{encoded}{TMP_SUFFIX}");
+    if name.len() <= NAME_MAX {
+        name
+    } else {
+        format!("{random:016x}{TMP_SUFFIX}")
+    }
+}
+
+/// The key a temporary file's name carries; `None` for a name without
+/// one, or that [`temp_name`] did not make.
+fn temp_name_key(name: &str) -> Option<String> {
+    let rest = name.strip_suffix(TMP_SUFFIX)?;
+    let (random, encoded) = (rest.get(..16)?, rest.get(16..)?.strip_prefix('.')?);
+    if !random.bytes().all(|b| b.is_ascii_hexdigit()) || encoded.contains('/') {
+        return None;
+    }
+    let mut key = String::with_capacity(encoded.len());
+    let mut pieces = encoded.split('%');
+    key.push_str(pieces.next()?);
+    for piece in pieces {
+        match piece.get(..2)? {
+            "25" => key.push('%'),
+            "2F" => key.push('/'),
+            _ => return None,
+        }
+        key.push_str(&piece[2..]);
+    }
+    (!key.is_empty()).then_some(key)
+}
+
+/// Creates a fresh temporary file (mode 0640) for `key` under the root's
+/// temp directory.
+fn temp_file(root: &Path, key: &str) -> Result<(File, PathBuf), StoreError> {
     let dir = root.join(TMP_DIR);
     fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
     loop {
@@ -81,7 +131,7 @@ fn temp_file(root: &Path) -> Result<(File, PathBuf), StoreError> {
             path: dir.clone(),
             source: io::Error::other(e.to_string()),
         })?;
-        let path = dir.join(format!("{:016x}.part", u64::from_le_bytes(random)));
+        let path = dir.join(temp_name(u64::from_le_bytes(random), key));
         match OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -92,6 +142,15 @@ fn temp_file(root: &Path) -> Result<(File, PathBuf), StoreError> {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(io_err("create", &path)(e)),
         }
+    }
+}
+
+/// Removes a temporary file; one already gone is fine.
+fn remove_temp(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("remove", path)(e)),
     }
 }
 
@@ -126,7 +185,11 @@ impl Store for LocalStore {
         let dest = self.path(key)?;
         let key = key.to_owned();
         let root = Arc::clone(&self.root);
-        let (file, tmp) = blocking(move || temp_file(&root)).await?;
+        let (file, tmp, key) = blocking(move || {
+            let (file, tmp) = temp_file(&root, &key)?;
+            Ok((file, tmp, key))
+        })
+        .await?;
         Ok(Box::new(LocalUpload {
             key,
             file: Arc::new(file),
@@ -214,9 +277,10 @@ impl Store for LocalStore {
 
     async fn create_if_absent(&self, key: &str, data: Bytes) -> Result<CreateOutcome, StoreError> {
         let dest = self.path(key)?;
+        let key = key.to_owned();
         let root = Arc::clone(&self.root);
         blocking(move || {
-            let (file, tmp) = temp_file(&root)?;
+            let (file, tmp) = temp_file(&root, &key)?;
             let written = file.write_all_at(&data, 0).and_then(|()| file.sync_all());
             if let Err(e) = written {
                 let _ = fs::remove_file(&tmp);
@@ -225,6 +289,53 @@ impl Store for LocalStore {
             publish(&tmp, &dest)
         })
         .await
+    }
+
+    /// The temporary files whose names carry a key under `prefix`, each
+    /// `started` at its last write (an upload still being written is never
+    /// old); files without a key in their name are left out.
+    async fn list_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, StoreError> {
+        let dir = self.root.join(TMP_DIR);
+        let prefix = prefix.to_owned();
+        blocking(move || {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(io_err("list", &dir)(e)),
+            };
+            let mut found = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(io_err("list", &dir))?;
+                let id = entry.file_name().to_string_lossy().into_owned();
+                let Some(key) = temp_name_key(&id).filter(|k| k.starts_with(&prefix)) else {
+                    continue;
+                };
+                let modified = match entry.metadata().and_then(|m| m.modified()) {
+                    Ok(modified) => modified,
+                    // Completed or aborted since the directory was read.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_err("read", &entry.path())(e)),
+                };
+                let started = jiff::Timestamp::try_from(modified)
+                    .map_err(|e| io_err("read the time of", &entry.path())(io::Error::other(e)))?;
+                found.push(PendingUpload { key, id, started });
+            }
+            found.sort_by(|a, b| (&a.key, a.started).cmp(&(&b.key, b.started)));
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<(), StoreError> {
+        // Only a name this store made, so that no other file can be named.
+        if temp_name_key(&upload.id).is_none() {
+            return Err(StoreError::InvalidKey {
+                key: upload.id.clone(),
+                reason: format!("it is not the name of a temporary file in {TMP_DIR}/"),
+            });
+        }
+        let path = self.root.join(TMP_DIR).join(&upload.id);
+        blocking(move || remove_temp(&path)).await
     }
 }
 
@@ -327,12 +438,7 @@ impl MultipartUpload for LocalUpload {
     async fn abort(mut self: Box<Self>) -> Result<(), StoreError> {
         self.finished = true;
         let tmp = self.tmp.clone();
-        blocking(move || match fs::remove_file(&tmp) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err("remove", &tmp)(e)),
-        })
-        .await
+        blocking(move || remove_temp(&tmp)).await
     }
 }
 
@@ -403,5 +509,86 @@ mod tests {
         store.delete("prod/2/a").await.unwrap();
         assert!(!dir.path().join("prod/2").exists());
         assert!(dir.path().join("prod/1").exists());
+    }
+
+    #[test]
+    fn a_temporary_name_carries_its_key() {
+        for key in [
+            "prod/20261122T010000Z-3fa9/db.pgdump.zst.age",
+            "a",
+            "100%/x%2F/y%25",
+            "set/id/name.part",
+            "ünï/cödé",
+        ] {
+            let name = temp_name(0xfeed, key);
+            assert!(name.starts_with("000000000000feed.") && name.ends_with(".part"));
+            assert!(!name.contains('/'), "{name}");
+            assert_eq!(temp_name_key(&name).as_deref(), Some(key), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_key_too_long_for_a_file_name_is_left_out_of_it() {
+        let fits = "k".repeat(NAME_MAX - 16 - 1 - TMP_SUFFIX.len());
+        assert_eq!(temp_name(1, &fits).len(), NAME_MAX);
+        assert_eq!(temp_name_key(&temp_name(1, &fits)), Some(fits.clone()));
+        let long = format!("{fits}k");
+        assert_eq!(temp_name(1, &long), "0000000000000001.part");
+        assert_eq!(temp_name_key("0000000000000001.part"), None);
+    }
+
+    #[test]
+    fn names_sluice_did_not_make_carry_no_key() {
+        for name in [
+            "notes.txt",
+            "000000000000000g.a.part",
+            "0000000000000001..part",
+            "0000000000000001.a%2",
+            "0000000000000001.a%2.part",
+            "0000000000000001.a%41.part",
+            "0000000000000001.a.tmp",
+        ] {
+            assert_eq!(temp_name_key(name), None, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unfinished_uploads_are_listed_by_key_and_aborted() {
+        let (dir, store) = store();
+        let mut upload = store.start_upload("prod/1/db").await.unwrap();
+        upload.put_part(Bytes::from_static(b"data")).await.unwrap();
+        let mut other = store.start_upload("production/1/db").await.unwrap();
+        other.put_part(Bytes::from_static(b"data")).await.unwrap();
+
+        let pending = store.list_uploads("prod/").await.unwrap();
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        assert_eq!(pending[0].key, "prod/1/db");
+        let age = jiff::Timestamp::now().duration_since(pending[0].started);
+        assert!(age.as_secs() < 60, "{age:?}");
+        assert_eq!(store.list_uploads("").await.unwrap().len(), 2);
+
+        store.abort_pending(&pending[0]).await.unwrap();
+        store.abort_pending(&pending[0]).await.unwrap();
+        assert_eq!(store.list_uploads("prod/").await.unwrap(), []);
+        assert_eq!(fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 1);
+        // The run that was writing it fails instead of publishing.
+        assert!(upload.complete().await.is_err());
+        other.abort().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn only_temporary_files_can_be_aborted() {
+        let (dir, store) = store();
+        fs::write(dir.path().join("keep"), "x").unwrap();
+        let err = store
+            .abort_pending(&PendingUpload {
+                key: "keep".to_owned(),
+                id: "../keep".to_owned(),
+                started: jiff::Timestamp::UNIX_EPOCH,
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidKey { .. }), "{err}");
+        assert!(dir.path().join("keep").exists());
     }
 }

@@ -44,8 +44,8 @@ use tokio::sync::OnceCell;
 
 use self::retry::{Backoff, Exhausted, Failure, Kind};
 use super::{
-    CreateOutcome, MultipartUpload, ObjectMeta, PartFuture, Store, StoreError, redact_url,
-    validate_key,
+    CreateOutcome, MultipartUpload, ObjectMeta, PartFuture, PendingUpload, Store, StoreError,
+    redact_url, validate_key,
 };
 use crate::config::{Checksums, StoreConfig};
 
@@ -201,6 +201,16 @@ impl Shared {
         }
     }
 
+    /// The store key of a full S3 key, or `None` for a key outside the
+    /// store's root.
+    fn store_key<'a>(&self, full_key: &'a str) -> Option<&'a str> {
+        if self.root.is_empty() {
+            Some(full_key)
+        } else {
+            full_key.strip_prefix(&self.root)?.strip_prefix('/')
+        }
+    }
+
     fn location(&self, full_key: &str) -> String {
         format!("s3://{}/{full_key}", self.bucket)
     }
@@ -227,6 +237,10 @@ impl Shared {
             Kind::AccessDenied => StoreError::AccessDenied { location },
             Kind::NoSuchBucket => StoreError::NoSuchBucket {
                 bucket: self.bucket.clone(),
+            },
+            Kind::NotImplemented if op == LIST_UPLOADS => StoreError::ListUploadsUnsupported {
+                server: self.server.clone(),
+                location,
             },
             Kind::NotImplemented if op == "create" || op == "complete the upload of" => {
                 StoreError::ConditionalWritesUnsupported {
@@ -375,11 +389,6 @@ impl Store for S3Store {
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
         let s = &self.shared;
         let full_prefix = s.join(prefix);
-        let strip = if s.root.is_empty() {
-            String::new()
-        } else {
-            format!("{}/", s.root)
-        };
         let mut found = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -396,7 +405,7 @@ impl Store for S3Store {
                 .await
                 .map_err(|e| s.error("list", prefix, &full_prefix, e))?;
             for object in page.contents() {
-                let Some(key) = object.key().and_then(|k| k.strip_prefix(&strip)) else {
+                let Some(key) = object.key().and_then(|k| s.store_key(k)) else {
                     continue;
                 };
                 found.push(ObjectMeta {
@@ -435,7 +444,75 @@ impl Store for S3Store {
         let full_key = self.shared.full_key(key)?;
         self.shared.put_if_absent(key, &full_key, data, false).await
     }
+
+    async fn list_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, StoreError> {
+        let s = &self.shared;
+        let full_prefix = s.join(prefix);
+        let mut found = Vec::new();
+        let mut markers: (Option<String>, Option<String>) = (None, None);
+        loop {
+            let page = s
+                .call(LIST_UPLOADS, &full_prefix, || {
+                    let request = s
+                        .client
+                        .list_multipart_uploads()
+                        .bucket(&s.bucket)
+                        .prefix(&full_prefix)
+                        .set_key_marker(markers.0.clone())
+                        .set_upload_id_marker(markers.1.clone());
+                    async move { request.send().await.map_err(Failure::from_sdk) }
+                })
+                .await
+                .map_err(|e| s.error(LIST_UPLOADS, prefix, &full_prefix, e))?;
+            for upload in page.uploads() {
+                let (Some(key), Some(id)) = (
+                    upload.key().and_then(|k| s.store_key(k)),
+                    upload.upload_id(),
+                ) else {
+                    continue;
+                };
+                let Some(started) = upload
+                    .initiated()
+                    .and_then(|t| jiff::Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok())
+                else {
+                    return Err(StoreError::S3 {
+                        op: LIST_UPLOADS.to_owned(),
+                        location: s.location(&full_prefix),
+                        attempts: 1,
+                        detail: format!("the server gave no start time for the upload of `{key}`"),
+                    });
+                };
+                found.push(PendingUpload {
+                    key: key.to_owned(),
+                    id: id.to_owned(),
+                    started,
+                });
+            }
+            markers = (
+                page.next_key_marker().map(str::to_owned),
+                page.next_upload_id_marker().map(str::to_owned),
+            );
+            if !page.is_truncated().unwrap_or(false) || markers.0.is_none() {
+                break;
+            }
+        }
+        found.sort_by(|a, b| (&a.key, a.started).cmp(&(&b.key, b.started)));
+        Ok(found)
+    }
+
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<(), StoreError> {
+        // Not validated: the key is whatever the listing found, and on S3
+        // no key can reach outside the bucket.
+        let full_key = self.shared.join(&upload.key);
+        abort_multipart(&self.shared, &upload.key, &full_key, &upload.id).await
+    }
 }
+
+/// The operation `list_uploads` names in messages.
+const LIST_UPLOADS: &str = "list the multipart uploads under";
+
+/// The operation `abort_multipart` names in messages.
+const ABORT: &str = "abort the multipart upload of";
 
 /// The server side of a multipart upload, created with the second part.
 #[derive(Default)]
@@ -609,9 +686,8 @@ async fn abort_multipart(
     full_key: &str,
     upload_id: &str,
 ) -> Result<(), StoreError> {
-    let op = "abort the multipart upload of";
     let aborted = s
-        .call(op, full_key, || {
+        .call(ABORT, full_key, || {
             let request = s
                 .client
                 .abort_multipart_upload()
@@ -623,7 +699,7 @@ async fn abort_multipart(
         .await;
     match aborted {
         Err(e) if e.failure.kind == Kind::NotFound => Ok(()),
-        other => other.map_err(|e| s.error(op, key, full_key, e)),
+        other => other.map_err(|e| s.error(ABORT, key, full_key, e)),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Integration tests: the real `sluice` binary against a `file://` store in
-//! a temporary directory, real child processes, and the stock `age` and
-//! `zstd` tools.
+//! a temporary directory, S3 servers (s3s-fs in process, moto), real child
+//! processes, and the stock `age` and `zstd` tools.
 
 mod anonymize_cli;
 mod anonymize_fixtures;
@@ -10,6 +10,7 @@ mod cli_errors;
 mod command_round_trip;
 mod config_file;
 mod files_round_trip;
+mod gc;
 mod integrity;
 mod interop;
 mod interrupt;

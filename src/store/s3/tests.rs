@@ -226,6 +226,25 @@ async fn a_server_without_conditional_writes_is_named_with_the_fix() {
 }
 
 #[tokio::test]
+async fn a_server_that_cannot_list_uploads_is_named_with_the_fix() {
+    // s3s-fs answers ListMultipartUploads with 501 NotImplemented.
+    let server = server().await;
+    let store = store(&server, "p").await;
+    let err = store.list_uploads("prod/").await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::ListUploadsUnsupported { .. }),
+        "{err}"
+    );
+    let err = err.to_string();
+    assert!(
+        err.contains(&format!("server at {}", server.endpoint)),
+        "{err}"
+    );
+    assert!(err.contains("s3://bucket/p/prod/"), "{err}");
+    assert!(err.contains("AbortIncompleteMultipartUpload"), "{err}");
+}
+
+#[tokio::test]
 async fn a_single_part_object_is_one_put() {
     let server = server().await;
     let store = store(&server, "").await;

@@ -3,6 +3,7 @@
 //! environment.
 
 pub mod db;
+pub mod moto;
 
 use std::{
     fs,

@@ -306,41 +306,14 @@ impl S3World {
     pub fn with_store_settings(extra: &str) -> Self {
         let world = World::new();
         let server = S3Server::start();
-        fs::write(
-            world.path("sluice.toml"),
-            format!(
-                "[store]\nurl = \"s3://{BUCKET}/{PREFIX}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\npath-style = true\npart-size = \"5MiB\"\nparallel-parts = 2\nattempts = 4\nretry-delay = \"1ms\"\n{extra}\n",
-                server.endpoint
-            ),
-        )
-        .unwrap();
-        // Empty AWS config files, so neither the caller's profiles nor a
-        // warning about missing files reach the tests.
-        fs::write(world.path("aws-config"), "").unwrap();
+        write_config(&world, BUCKET, &server.endpoint, extra);
         Self { world, server }
     }
 
     /// `sluice --config sluice.toml` with S3 credentials in its environment
     /// and no AWS profile, endpoint or instance metadata of the caller's.
     pub fn command(&self) -> std::process::Command {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("sluice"));
-        cmd.current_dir(self.world.dir.path())
-            .env_remove("SLUICE_CONFIG")
-            .env_remove("SLUICE_STORE")
-            .env_remove("SLUICE_IDENTITY_FILE")
-            .env_remove("SLUICE_LOG")
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_CONFIG_FILE", self.world.path("aws-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", self.world.path("aws-config"))
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_ENDPOINT_URL")
-            .env_remove("AWS_ENDPOINT_URL_S3")
-            .args(["--config", "sluice.toml"]);
-        cmd
+        command(&self.world)
     }
 
     /// [`S3World::command`] with a time limit, for assertions.
@@ -364,4 +337,43 @@ impl S3World {
             .output()
             .unwrap()
     }
+}
+
+/// Writes the world's `sluice.toml` for `s3://{bucket}/{PREFIX}` at
+/// `endpoint` (path-style, 5 MiB parts, millisecond retries) plus `extra`
+/// `[store]` lines, and empty AWS config files, so neither the caller's
+/// profiles nor a warning about missing files reach the tests.
+pub fn write_config(world: &World, bucket: &str, endpoint: &str, extra: &str) {
+    fs::write(
+        world.path("sluice.toml"),
+        format!(
+            "[store]\nurl = \"s3://{bucket}/{PREFIX}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\npath-style = true\npart-size = \"5MiB\"\nparallel-parts = 2\nattempts = 4\nretry-delay = \"1ms\"\n{extra}\n"
+        ),
+    )
+    .unwrap();
+    fs::write(world.path("aws-config"), "").unwrap();
+}
+
+/// `sluice --config sluice.toml` in `world` (see [`write_config`]) with S3
+/// credentials in its environment and no AWS profile, endpoint or instance
+/// metadata of the caller's.
+pub fn command(world: &World) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("sluice"));
+    cmd.current_dir(world.dir.path())
+        .env_remove("SLUICE_CONFIG")
+        .env_remove("SLUICE_STORE")
+        .env_remove("SLUICE_IDENTITY_FILE")
+        .env_remove("SLUICE_LOG")
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", world.path("aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", world.path("aws-config"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .args(["--config", "sluice.toml"]);
+    cmd
 }

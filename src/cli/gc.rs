@@ -1,0 +1,135 @@
+//! `sluice gc SET`.
+
+use std::{fmt::Write as _, time::Duration};
+
+use jiff::{SignedDuration, Timestamp};
+use sluice::{
+    catalog,
+    config::{Overrides, parse_duration},
+    store,
+};
+
+use super::Context;
+
+/// Abort a set's unfinished uploads: the multipart uploads (on file://, the
+/// temporary files) that a backup left behind when it was killed before it
+/// could clean up. They take space but are never part of a backup.
+///
+/// Only uploads older than --older-than (default 24h) are aborted, because a
+/// younger one may belong to a backup that is still running, which would
+/// then fail. `--older-than 0s` aborts them all. On S3 an upload's age
+/// counts from its start; on file://, from its last write.
+///
+/// On S3, a bucket lifecycle rule with AbortIncompleteMultipartUpload does
+/// the same without sluice, and a server that cannot list multipart uploads
+/// (ListMultipartUploads) needs one: see README, "Unfinished uploads".
+///
+/// gc does not yet delete finished objects that no manifest names (from a
+/// backup that failed after storing them): that needs the set's lease,
+/// which a later version adds.
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// The set whose unfinished uploads to abort
+    set: String,
+
+    /// Abort only uploads at least this old: e.g. 30m, 24h, 168h (units up to hours), or 0s for all
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "24h",
+        value_parser = parse_duration
+    )]
+    older_than: Duration,
+
+    /// Print what would be aborted, and abort nothing
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
+    let plan = context.set(&args.set, Overrides::default())?;
+    let prefix = catalog::set_prefix(&plan.name).map_err(sluice::Error::from)?;
+    let store = store::open(&plan.store)
+        .await
+        .map_err(sluice::Error::from)?;
+    let pending = store
+        .list_uploads(&prefix)
+        .await
+        .map_err(sluice::Error::from)?;
+    let now = Timestamp::now();
+    // A start in the future (clocks disagree) is an age of zero.
+    let age =
+        |started: Timestamp| Duration::try_from(now.duration_since(started)).unwrap_or_default();
+    let (old, young): (Vec<_>, Vec<_>) = pending
+        .into_iter()
+        .partition(|upload| age(upload.started) >= args.older_than);
+    let threshold = friendly(args.older_than);
+
+    let mut out = String::new();
+    let mut failed = 0;
+    for upload in &old {
+        let outcome = if args.dry_run {
+            "would abort"
+        } else if let Err(e) = store.abort_pending(upload).await {
+            tracing::error!("{e}");
+            failed += 1;
+            "failed"
+        } else {
+            "aborted"
+        };
+        writeln!(
+            out,
+            "{outcome:11}  started {}  age {:>11}  {}",
+            upload.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            friendly(Duration::from_secs(age(upload.started).as_secs())),
+            upload.key
+        )?;
+    }
+    let done = old.len() - failed;
+    match (old.len(), args.dry_run) {
+        (0, _) => writeln!(
+            out,
+            "no unfinished uploads under `{prefix}` older than {threshold}"
+        )?,
+        (n, true) => writeln!(
+            out,
+            "would abort {n} unfinished upload(s) under `{prefix}` (dry run: nothing was aborted)"
+        )?,
+        (_, false) => writeln!(out, "aborted {done} unfinished upload(s) under `{prefix}`")?,
+    }
+    if !young.is_empty() {
+        writeln!(
+            out,
+            "{} upload(s) younger than {threshold} left alone: they may belong to a backup still running",
+            young.len()
+        )?;
+    }
+    if !plan.configured && old.is_empty() && young.is_empty() {
+        let known: Vec<&str> = context.config.set_names().collect();
+        if !known.is_empty() {
+            tracing::info!(
+                "set `{}` is not in the config (which has: {})",
+                plan.name,
+                known.join(", ")
+            );
+        }
+    }
+    super::print(&out)?;
+    if failed > 0 {
+        anyhow::bail!(
+            "could not abort {failed} of {} unfinished upload(s) under `{prefix}` (the errors are above); run `sluice gc {}` again once they are fixed",
+            old.len(),
+            plan.name
+        );
+    }
+    Ok(())
+}
+
+/// `90061s` → `25h 1m 1s`.
+fn friendly(duration: Duration) -> String {
+    format!(
+        "{:#}",
+        SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX)
+    )
+}
