@@ -557,14 +557,20 @@ pub(crate) fn env_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::E
     interpolate(&raw, env_lookup).map_err(D::Error::custom)
 }
 
-/// Parses a duration written as `"500ms"`, `"10s"`, `"2m"` or `"24h"`
-/// (units up to hours: days are not all the same length).
+/// Parses a duration written as `"500ms"`, `"10s"`, `"2m"`, `"24h"` or
+/// `"7d"` (a day is 24 hours, a week 7 days; months and years are refused).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let signed: jiff::SignedDuration = text.trim().parse().map_err(|e| {
+    let invalid = |e: jiff::Error| {
         format!(
-            "`{text}` is not a duration ({e}); write e.g. \"500ms\", \"10s\", \"2m\" or \"24h\""
+            "`{text}` is not a duration ({e}); write e.g. \"500ms\", \"10s\", \"2m\", \"24h\" or \"7d\""
         )
-    })?;
+    };
+    let span: jiff::Span = text.trim().parse().map_err(invalid)?;
+    // Days and weeks count as 24 hours and 7 days; months and years,
+    // whose length varies, are refused.
+    let signed = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(invalid)?;
     Duration::try_from(signed).map_err(|_| format!("`{text}` is negative; durations are positive"))
 }
 
@@ -644,6 +650,22 @@ mod tests {
         assert_eq!(set.sources.len(), 2);
         assert_eq!(set.sources[1].object_name(), "mongo.archive.zst.age");
         assert!(set.configured);
+    }
+
+    #[test]
+    fn durations_take_units_from_milliseconds_to_weeks() {
+        let secs = |text| parse_duration(text).map(|d| d.as_secs_f64());
+        assert_eq!(secs("500ms"), Ok(0.5));
+        assert_eq!(secs("0s"), Ok(0.0));
+        assert_eq!(secs("2m"), Ok(120.0));
+        assert_eq!(secs("24h"), Ok(86_400.0));
+        assert_eq!(secs("7d"), Ok(604_800.0));
+        assert_eq!(secs("1w"), Ok(604_800.0));
+        assert_eq!(secs("1d 12h"), Ok(129_600.0));
+        for bad in ["1 month", "2y", "soon", "", "-5s"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains(&format!("`{bad}`")), "{err}");
+        }
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub struct Args {
     /// The set whose unfinished uploads to abort
     set: String,
 
-    /// Abort only uploads at least this old: e.g. 30m, 24h, 168h (units up to hours), or 0s for all
+    /// Abort only uploads at least this old: e.g. 30m, 24h, 7d, or 0s for all
     #[arg(
         long,
         value_name = "DURATION",
