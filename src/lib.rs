@@ -47,6 +47,7 @@ pub mod pipeline;
 pub mod restore;
 pub mod source;
 pub mod store;
+pub mod verify;
 
 pub use cancel::Cancel;
 pub use error::Error;

@@ -20,5 +20,6 @@ mod postgres;
 mod s3_store;
 mod selection;
 mod tar_safety;
+mod verify;
 
 mod support;

@@ -1,0 +1,111 @@
+//! `sluice verify SET[@ID]`.
+
+use std::sync::Arc;
+
+use sluice::{
+    Cancel,
+    catalog::{self, Selector},
+    config::{Overrides, human_bytes},
+    keys::Identities,
+    store,
+    verify::{self, Checked},
+};
+
+use super::{Context, IdentityArgs};
+
+/// Check a backup without restoring it: every object is read back from the
+/// store through every check a restore makes, and nothing is written
+/// anywhere. Reads only; takes no lock.
+///
+/// With an identity (-i) that opens an object: each part's SHA-256 and the
+/// object's, age's authentication of every chunk, zstd's content checksum
+/// and the plaintext size. Without one (or for objects encrypted to other
+/// keys, such as anonymized copies): the stored size, the SHA-256s and the
+/// age header; the output says what was not checked.
+///
+/// Every object is checked even after one fails; the exit code is 1 when
+/// any failed. Run it from a timer to learn about a damaged backup before
+/// you need it:
+///   sluice verify prod -i /etc/sluice/key.txt
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// SET@ID, SET@latest or SET (the latest)
+    backup: Selector,
+
+    #[command(flatten)]
+    identity: IdentityArgs,
+}
+
+pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Result<()> {
+    let plan = context.set(&args.backup.set, Overrides::default())?;
+    let store = store::open(&plan.store)
+        .await
+        .map_err(sluice::Error::from)?;
+    let identities = match args.identity.identities.as_slice() {
+        [] => None,
+        paths => Some(Arc::new(
+            Identities::load(paths).map_err(sluice::Error::from)?,
+        )),
+    };
+    let manifest = catalog::find(store.as_ref(), &args.backup)
+        .await
+        .map_err(sluice::Error::from)?;
+    let backup = format!("{}@{}", manifest.set, manifest.id);
+    super::print(&format!("verifying {backup}\n"))?;
+    let (mut failed, mut opened) = (0, 0);
+    for record in &manifest.objects {
+        let checked = verify::object(
+            Arc::clone(&store),
+            &manifest,
+            record,
+            identities.clone(),
+            plan.store.parallel_parts,
+            cancel,
+        )
+        .await;
+        let sizes = format!(
+            "{} stored in {} part(s)",
+            human_bytes(record.stored_size),
+            record.parts.len()
+        );
+        let line = match checked {
+            Ok(Checked::Fully) => {
+                opened += 1;
+                format!(
+                    "ok      {}  {sizes}, {} plaintext: decrypted and decompressed, every check passed\n",
+                    record.name,
+                    human_bytes(record.plaintext_size)
+                )
+            }
+            Ok(Checked::Ciphertext) => format!(
+                "ok      {}  {sizes}: stored bytes only (sizes, SHA-256, age header); {}\n",
+                record.name,
+                if identities.is_some() {
+                    "not decrypted, as no identity given opens it"
+                } else {
+                    "not decrypted without an identity (-i)"
+                }
+            ),
+            Err(sluice::Error::Interrupted) => return Err(sluice::Error::Interrupted.into()),
+            Err(e) => {
+                failed += 1;
+                format!("FAILED  {}  {e}\n", record.name)
+            }
+        };
+        super::print(&line)?;
+    }
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} object(s) of {backup} failed verification; restore another backup (sluice list {})",
+            manifest.objects.len(),
+            manifest.set
+        );
+    }
+    if identities.is_some() && opened == 0 && !manifest.objects.is_empty() {
+        anyhow::bail!(
+            "none of the identities given opens any object of {backup}, so age's and zstd's checks did not run; pass the identity it was encrypted to (see `sluice show {backup}` for the recipients)"
+        );
+    }
+    Ok(())
+}
