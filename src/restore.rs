@@ -17,7 +17,7 @@
 
 mod command;
 mod files;
-mod mysql;
+pub(crate) mod mysql;
 mod plan;
 pub mod postgres;
 

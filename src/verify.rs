@@ -8,6 +8,8 @@
 //! object's SHA-256, and that the object starts with a well-formed age
 //! header.
 
+pub mod drill;
+
 use std::{io, sync::Arc};
 
 use tokio::task::spawn_blocking;

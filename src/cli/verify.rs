@@ -8,7 +8,7 @@ use sluice::{
     config::{Overrides, human_bytes},
     keys::Identities,
     store,
-    verify::{self, Checked},
+    verify::{self, Checked, drill},
 };
 
 use super::{Context, IdentityArgs};
@@ -23,15 +23,27 @@ use super::{Context, IdentityArgs};
 /// keys, such as anonymized copies): the stored size, the SHA-256s and the
 /// age header; the output says what was not checked.
 ///
+/// With --drill, a restore rehearsal: each database is restored into a
+/// scratch database on its source's server (`sluice_drill_<id>`), each
+/// directory into a temporary directory; the rows per table (or files and
+/// bytes) are reported, the source's `checks` run (SQL queries that must
+/// return true), and the scratch copy is removed, also when a check fails.
+///
 /// Every object is checked even after one fails; the exit code is 1 when
 /// any failed. Run it from a timer to learn about a damaged backup before
 /// you need it:
 ///   sluice verify prod -i /etc/sluice/key.txt
+///   sluice verify prod -i /etc/sluice/key.txt --drill
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// SET@ID, SET@latest or SET (the latest)
     backup: Selector,
+
+    /// Also restore databases and directories into scratch copies, count
+    /// what arrived, run the configured checks, and remove the copies
+    #[arg(long)]
+    drill: bool,
 
     #[command(flatten)]
     identity: IdentityArgs,
@@ -48,6 +60,11 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             Identities::load(paths).map_err(sluice::Error::from)?,
         )),
     };
+    if args.drill && identities.is_none() {
+        anyhow::bail!(
+            "--drill restores the backup, so it needs the identity that opens it: pass -i FILE (or set SLUICE_IDENTITY_FILE)"
+        );
+    }
     let manifest = catalog::find(store.as_ref(), &args.backup)
         .await
         .map_err(sluice::Error::from)?;
@@ -55,6 +72,34 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     super::print(&format!("verifying {backup}\n"))?;
     let (mut failed, mut opened) = (0, 0);
     for record in &manifest.objects {
+        if let (true, Some(identities)) = (args.drill && drill::drillable(record), &identities) {
+            let drilled = drill::object(
+                Arc::clone(&store),
+                &manifest,
+                &plan,
+                record,
+                Arc::clone(identities),
+                plan.store.parallel_parts,
+                cancel,
+            )
+            .await;
+            let report = match drilled {
+                Ok(drilled) => {
+                    opened += 1;
+                    if !drilled.passed() {
+                        failed += 1;
+                    }
+                    drill_report(&record.name, &drilled)
+                }
+                Err(sluice::Error::Interrupted) => return Err(sluice::Error::Interrupted.into()),
+                Err(e) => {
+                    failed += 1;
+                    format!("FAILED  {}  drill: {e}\n", record.name)
+                }
+            };
+            super::print(&report)?;
+            continue;
+        }
         let checked = verify::object(
             Arc::clone(&store),
             &manifest,
@@ -97,7 +142,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     }
     if failed > 0 {
         anyhow::bail!(
-            "{failed} of {} object(s) of {backup} failed verification; restore another backup (sluice list {})",
+            "{failed} of {} object(s) of {backup} failed (see above): a damaged object cannot be restored, so restore another backup (sluice list {}); a failed drill check means the data restored but is not what the check expects",
             manifest.objects.len(),
             manifest.set
         );
@@ -108,4 +153,21 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
         );
     }
     Ok(())
+}
+
+/// The lines of one drilled object: where, what arrived, each check.
+fn drill_report(name: &str, drilled: &drill::Drilled) -> String {
+    let verdict = if drilled.passed() { "ok    " } else { "FAILED" };
+    let mut out = format!(
+        "{verdict}  {name}  restored into {} and removed again\n",
+        drilled.scratch
+    );
+    for (what, n) in &drilled.counts {
+        out.push_str(&format!("          {what}: {n}\n"));
+    }
+    for (sql, held) in &drilled.checks {
+        let held = if *held { "holds" } else { "FAILED" };
+        out.push_str(&format!("          check {held}: {sql}\n"));
+    }
+    out
 }

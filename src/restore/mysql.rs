@@ -47,6 +47,55 @@ fn client(target: &MysqlTarget, tools: MysqlTools, sql: &str) -> Result<String, 
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// Exact row counts of every table of `target`'s database, in name order.
+pub(crate) fn table_counts(
+    target: &MysqlTarget,
+    tools: MysqlTools,
+) -> Result<Vec<(String, u64)>, RestoreError> {
+    let tables = client(
+        target,
+        tools,
+        &format!(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+            literal(target.database())
+        ),
+    )?;
+    let counts: Vec<String> = tables
+        .lines()
+        .map(|table| {
+            format!(
+                "SELECT {}, COUNT(*) FROM {}.{}",
+                literal(table),
+                ident(target.database()),
+                ident(table)
+            )
+        })
+        .collect();
+    if counts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let out = client(target, tools, &counts.join(" UNION ALL "))?;
+    Ok(super::postgres::parse_counts(&out, '\t'))
+}
+
+/// Whether `sql` returns true (1) on `target`'s database.
+pub(crate) fn check(
+    target: &MysqlTarget,
+    tools: MysqlTools,
+    sql: &str,
+) -> Result<bool, RestoreError> {
+    let sql = format!("USE {}; {sql}", ident(target.database()));
+    Ok(client(target, tools, &sql)?.trim() == "1")
+}
+
+/// Drops `target`'s database, if it exists.
+pub(crate) fn drop_target(target: &MysqlTarget, tools: MysqlTools) {
+    let sql = format!("DROP DATABASE IF EXISTS {}", ident(target.database()));
+    if let Err(e) = client(target, tools, &sql) {
+        tracing::warn!("could not drop {}: {e}", target.display());
+    }
+}
+
 /// Whether the target database exists.
 pub(crate) fn exists(target: &MysqlTarget, tools: MysqlTools) -> Result<bool, RestoreError> {
     let out = client(

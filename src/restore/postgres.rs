@@ -362,6 +362,40 @@ pub struct Options {
     pub in_place: bool,
 }
 
+/// Exact row counts of every table of `target`'s database, as
+/// `schema.table`, in name order.
+pub(crate) fn table_counts(target: &PgTarget) -> Result<Vec<(String, u64)>, RestoreError> {
+    let out = psql(
+        target,
+        target.database(),
+        "SELECT format('%I.%I', n.nspname, c.relname),
+                (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+            AND n.nspname NOT LIKE 'pg_toast%'
+          ORDER BY 1;",
+    )?;
+    Ok(parse_counts(&out, '|'))
+}
+
+/// Whether `sql` returns true on `target`'s database.
+pub(crate) fn check(target: &PgTarget, sql: &str) -> Result<bool, RestoreError> {
+    Ok(psql(target, target.database(), sql)?.trim() == "t")
+}
+
+/// Drops `target`'s database, if it exists, ending its sessions.
+pub(crate) fn drop_target(target: &PgTarget) {
+    drop_database(target, target.database());
+}
+
+/// Lines of `name<separator>count`.
+pub(crate) fn parse_counts(out: &str, separator: char) -> Vec<(String, u64)> {
+    out.lines()
+        .filter_map(|line| line.rsplit_once(separator))
+        .filter_map(|(name, n)| Some((name.to_owned(), n.trim().parse().ok()?)))
+        .collect()
+}
+
 fn drop_database(target: &PgTarget, name: &str) {
     if let Err(e) = psql(
         target,

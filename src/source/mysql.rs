@@ -50,6 +50,10 @@ pub struct MysqlSource {
     /// mysql); by default whichever is installed, MariaDB's first.
     #[serde(default)]
     pub tools: Option<MysqlTools>,
+    /// SQL queries that must each return true on a restored copy, run by
+    /// `verify --drill` (`checks = ["SELECT count(*) > 0 FROM users"]`).
+    #[serde(default, deserialize_with = "crate::config::env_strings")]
+    pub checks: Vec<String>,
 }
 
 /// Which family of client tools to run; a dump is restored with the client
@@ -190,6 +194,7 @@ impl MysqlSource {
             database: Some(database.to_owned()),
             tools: None,
             anonymize: None,
+            checks: Vec::new(),
         }
     }
 
@@ -210,6 +215,7 @@ impl MysqlSource {
             database: Some(e.database.clone()),
             tools: Some(tools),
             anonymize: None,
+            checks: Vec::new(),
         }
     }
 

@@ -67,6 +67,10 @@ pub struct PostgresSource {
     /// locked table never hangs a nightly backup (default `5min`).
     #[serde(default = "default_lock_wait")]
     pub lock_wait_timeout: String,
+    /// SQL queries that must each return true on a restored copy, run by
+    /// `verify --drill` (`checks = ["SELECT count(*) > 0 FROM users"]`).
+    #[serde(default, deserialize_with = "crate::config::env_strings")]
+    pub checks: Vec<String>,
 }
 
 fn default_lock_wait() -> String {
@@ -206,6 +210,7 @@ impl PostgresSource {
             exclude_tables: Vec::new(),
             format: PgFormat::default(),
             lock_wait_timeout: default_lock_wait(),
+            checks: Vec::new(),
         }
     }
 
