@@ -386,10 +386,16 @@ impl fmt::Display for Report {
                     format!("emails {emails}, phones {phones}, cards {cards}, ips {ips}"),
                 ),
             };
+            // Kept columns' rows are copied without being split, so their
+            // values are not counted.
+            let values = match c.action {
+                ColumnAction::Kept => "-".to_owned(),
+                _ => c.values.to_string(),
+            };
             writeln!(
                 f,
-                "{what:<11}  {:<width$}  {:>9} values  rule {:?}  {detail}",
-                c.column, c.values, c.rule
+                "{what:<11}  {:<width$}  {values:>9} values  rule {:?}  {detail}",
+                c.column, c.rule
             )?;
         }
         if self.large_objects > 0 {

@@ -422,6 +422,9 @@ fn report_lists_columns() {
     let text = report.to_string();
     assert!(text.contains("transformed  public.users.email"), "{text}");
     assert!(text.contains("kept         public.users.id"), "{text}");
+    // Kept columns are copied without being counted: no misleading "0".
+    let kept = text.lines().find(|l| l.contains("public.users.id")).unwrap();
+    assert!(kept.contains(" - values"), "{kept}");
     assert!(text.contains("scanned      public.users.note"), "{text}");
     assert!(
         text.ends_with("5 columns: 2 transformed, 1 kept, 2 scanned"),
