@@ -8,6 +8,7 @@ mod fetch;
 mod gc;
 mod keygen;
 mod list;
+mod prune;
 mod restore;
 mod show;
 
@@ -67,6 +68,7 @@ enum Command {
     Fetch(fetch::Args),
     List(list::Args),
     Show(show::Args),
+    Prune(prune::Args),
     Gc(gc::Args),
     Keygen(keygen::Args),
     Anonymize(anonymize::Args),
@@ -119,6 +121,7 @@ pub async fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<()> {
         Command::Fetch(args) => fetch::run(&context, args, cancel).await,
         Command::List(args) => list::run(&context, args).await,
         Command::Show(args) => show::run(&context, args).await,
+        Command::Prune(args) => prune::run(&context, args, cancel).await,
         Command::Gc(args) => gc::run(&context, args).await,
         Command::Keygen(args) => keygen::run(args),
         Command::Anonymize(args) => anonymize::run(args),
