@@ -88,8 +88,8 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             .await
             .map_err(|e| {
                 e.context(format!(
-                    "backup `{}@{}` is committed, but pruning the set afterwards failed; run `sluice prune {}` once the cause is fixed",
-                    manifest.set, manifest.id, manifest.set
+                    "backup `{}@{}` is committed, but pruning the set afterwards failed",
+                    manifest.set, manifest.id
                 ))
             })?;
     }
