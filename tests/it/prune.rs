@@ -8,7 +8,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::support::{World, s3::S3World, tree};
+use crate::support::{World, s3::S3World, stdout_of, tree};
 
 /// The clock every plan here is made at.
 const NOW: &str = "2026-11-22T12:00:00Z";
@@ -61,15 +61,6 @@ fn fabricate_history(set_dir: &Path, real_id: &str) {
     fabricate(set_dir, real_id, REMOVED[0], "scheduled");
     fabricate(set_dir, real_id, REMOVED[1], "manual");
     fabricate(set_dir, real_id, REMOVED[2], "pre-restore");
-}
-
-fn stdout_of(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "sluice failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
 }
 
 fn data_dir(w: &World) -> PathBuf {
