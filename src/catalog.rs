@@ -484,21 +484,38 @@ pub async fn load(store: &dyn Store, set: &str, id: &BackupId) -> Result<Manifes
     Ok(manifest)
 }
 
-/// Every readable manifest of a set, oldest first. An unreadable manifest is
-/// reported as a warning and left out.
-pub async fn list(store: Arc<dyn Store>, set: &str) -> Result<Vec<Manifest>, CatalogError> {
+/// A set's committed backups, as their manifests describe them.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Every readable manifest, oldest first.
+    pub manifests: Vec<Manifest>,
+    /// Backups whose manifest exists but cannot be used, oldest first.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A backup whose manifest exists but cannot be used: no command reads it,
+/// and `prune` never deletes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Unreadable {
+    /// The backup's id.
+    pub id: BackupId,
+    /// The manifest's key.
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Every manifest of a set, oldest first, the unreadable ones apart.
+pub async fn list_all(store: Arc<dyn Store>, set: &str) -> Result<Listing, CatalogError> {
     let ids = backup_ids(store.as_ref(), set).await?;
-    let manifests: Vec<Option<Manifest>> = futures::stream::iter(ids)
+    let loaded: Vec<Result<Manifest, Unreadable>> = futures::stream::iter(ids)
         .map(|id| {
             let store = Arc::clone(&store);
             async move {
                 match load(store.as_ref(), set, &id).await {
-                    Ok(m) => Ok(Some(m)),
+                    Ok(m) => Ok(Ok(m)),
                     Err(CatalogError::BadManifest { key, reason }) => {
-                        tracing::warn!(
-                            "skipping backup {set}@{id}: manifest `{key}` is invalid: {reason}"
-                        );
-                        Ok(None)
+                        Ok(Err(Unreadable { id, key, reason }))
                     }
                     Err(e) => Err(e),
                 }
@@ -507,7 +524,40 @@ pub async fn list(store: Arc<dyn Store>, set: &str) -> Result<Vec<Manifest>, Cat
         .buffered(LIST_CONCURRENCY)
         .try_collect()
         .await?;
-    Ok(manifests.into_iter().flatten().collect())
+    let mut listing = Listing::default();
+    for entry in loaded {
+        match entry {
+            Ok(m) => listing.manifests.push(m),
+            Err(u) => listing.unreadable.push(u),
+        }
+    }
+    Ok(listing)
+}
+
+/// Every readable manifest of a set, oldest first. An unreadable manifest is
+/// reported as a warning and left out.
+pub async fn list(store: Arc<dyn Store>, set: &str) -> Result<Vec<Manifest>, CatalogError> {
+    let listing = list_all(store, set).await?;
+    for Unreadable { id, key, reason } in &listing.unreadable {
+        tracing::warn!("skipping backup {set}@{id}: manifest `{key}` is invalid: {reason}");
+    }
+    Ok(listing.manifests)
+}
+
+/// Deletes a backup: its manifest first, so that it stops existing for
+/// every command at once, then every object under `<set>/<id>/`. Returns
+/// how many objects besides the manifest were deleted.
+///
+/// If this fails after the manifest is gone, what remains under
+/// `<set>/<id>/` is named by no manifest and no command sees it.
+pub async fn delete(store: &dyn Store, set: &str, id: &BackupId) -> Result<usize, CatalogError> {
+    store.delete(&manifest_key(set, id)).await?;
+    let prefix = format!("{}{id}/", set_prefix(set)?);
+    let objects = store.list(&prefix).await?;
+    for object in &objects {
+        store.delete(&object.key).await?;
+    }
+    Ok(objects.len())
 }
 
 /// Finds the backup a selector means.

@@ -8,6 +8,7 @@ mod fetch;
 mod gc;
 mod keygen;
 mod list;
+mod prune;
 mod restore;
 mod show;
 mod verify;
@@ -69,6 +70,7 @@ enum Command {
     List(list::Args),
     Show(show::Args),
     Verify(verify::Args),
+    Prune(prune::Args),
     Gc(gc::Args),
     Keygen(keygen::Args),
     Anonymize(anonymize::Args),
@@ -122,6 +124,7 @@ pub async fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<()> {
         Command::List(args) => list::run(&context, args).await,
         Command::Show(args) => show::run(&context, args).await,
         Command::Verify(args) => verify::run(&context, args, cancel).await,
+        Command::Prune(args) => prune::run(&context, args, cancel).await,
         Command::Gc(args) => gc::run(&context, args).await,
         Command::Keygen(args) => keygen::run(args),
         Command::Anonymize(args) => anonymize::run(args),

@@ -80,6 +80,9 @@ pub struct Config {
     /// The default compression.
     #[serde(default)]
     pub compression: Option<Compression>,
+    /// The default retention policy of every set.
+    #[serde(default)]
+    pub retention: Option<Retention>,
     /// The sets, by name.
     #[serde(default)]
     pub sets: BTreeMap<String, SetConfig>,
@@ -251,6 +254,64 @@ impl Default for Compression {
     }
 }
 
+/// `retention = { … }`: which backups `sluice prune` keeps (see
+/// [`crate::retention`]). Every `keep-*` count is a number of backups (of
+/// hours, days, … for the calendar rules); 0 or absent turns a rule off.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Retention {
+    /// The N newest backups.
+    #[serde(default)]
+    pub keep_last: u32,
+    /// The newest backup of each of the N newest UTC hours that have one.
+    #[serde(default)]
+    pub keep_hourly: u32,
+    /// The newest backup of each of the N newest UTC days that have one.
+    #[serde(default)]
+    pub keep_daily: u32,
+    /// The newest backup of each of the N newest ISO weeks that have one.
+    #[serde(default)]
+    pub keep_weekly: u32,
+    /// The newest backup of each of the N newest months that have one.
+    #[serde(default)]
+    pub keep_monthly: u32,
+    /// The newest backup of each of the N newest years that have one.
+    #[serde(default)]
+    pub keep_yearly: u32,
+    /// Every backup younger than this (`"7d"`).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub keep_within: Option<Duration>,
+    /// Pre-restore safety backups younger than this are kept, older ones
+    /// removed (`"7d"`, the default); no other rule keeps them.
+    #[serde(default = "default_pre_restore_within", deserialize_with = "duration")]
+    pub pre_restore_within: Duration,
+}
+
+fn default_pre_restore_within() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+impl Retention {
+    /// Refuses a policy with no `keep-*` rule: it would remove every
+    /// backup but the newest, which is never what a typo meant.
+    fn validate(&self, what: &str) -> Result<(), ConfigError> {
+        let counts = [
+            self.keep_last,
+            self.keep_hourly,
+            self.keep_daily,
+            self.keep_weekly,
+            self.keep_monthly,
+            self.keep_yearly,
+        ];
+        if counts.iter().all(|&n| n == 0) && self.keep_within.is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "{what} has no keep-* rule, so prune would remove every backup but the newest: add one (e.g. keep-daily = 7), or remove `retention` to keep every backup"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// `[sets.NAME]`: what one backup run covers.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -264,6 +325,9 @@ pub struct SetConfig {
     /// Overrides the top-level `[compression]`.
     #[serde(default)]
     pub compression: Option<Compression>,
+    /// Overrides the top-level `retention` as a whole.
+    #[serde(default)]
+    pub retention: Option<Retention>,
     /// The sources, backed up and restored in this order.
     #[serde(default)]
     pub sources: Vec<Source>,
@@ -293,6 +357,8 @@ pub struct SetPlan {
     pub compression: Compression,
     /// Its sources (empty for a set known only from the store).
     pub sources: Vec<Source>,
+    /// Which backups `prune` keeps; none means all of them.
+    pub retention: Option<Retention>,
     /// Whether the config file defines the set.
     pub configured: bool,
 }
@@ -343,8 +409,14 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(retention) = &self.retention {
+            retention.validate("the top-level retention")?;
+        }
         for (name, set) in &self.sets {
             validate_set_name(name).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            if let Some(retention) = &set.retention {
+                retention.validate(&format!("set `{name}`'s retention"))?;
+            }
             let mut seen = std::collections::BTreeSet::new();
             for source in &set.sources {
                 crate::source::validate_source_name(source.name())
@@ -403,6 +475,7 @@ impl Config {
             keys,
             compression: set.compression.or(self.compression).unwrap_or_default(),
             sources,
+            retention: set.retention.or_else(|| self.retention.clone()),
             configured: configured.is_some(),
         })
     }
@@ -578,6 +651,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     parse_duration(&text).map_err(D::Error::custom)
+}
+
+/// Deserializes an optional duration (see [`parse_duration`]).
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 /// Deserializes a path with `${VAR}` interpolation.
@@ -798,6 +876,63 @@ mod tests {
         let err = Config::parse("t.toml", text).unwrap_err().to_string();
         assert!(err.contains("SLUICE_TEST_SURELY_UNSET_VAR"), "{err}");
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn retention_is_a_default_that_a_set_replaces_as_a_whole() {
+        let config = Config::parse(
+            "t.toml",
+            r#"
+            retention = { keep-daily = 7 }
+            [store]
+            url = "file:///x"
+            [sets.prod]
+            retention = { keep-last = 3, keep-within = "2d", pre-restore-within = "1d" }
+            [sets.docs]
+            "#,
+        )
+        .unwrap();
+        let prod = config.set("prod", &Overrides::default()).unwrap();
+        let prod = prod.retention.unwrap();
+        assert_eq!((prod.keep_last, prod.keep_daily), (3, 0));
+        assert_eq!(prod.keep_within, Some(Duration::from_secs(2 * 86_400)));
+        assert_eq!(prod.pre_restore_within, Duration::from_secs(86_400));
+        let docs = config.set("docs", &Overrides::default()).unwrap();
+        let docs = docs.retention.unwrap();
+        assert_eq!(docs.keep_daily, 7);
+        assert_eq!(docs.pre_restore_within, Duration::from_secs(7 * 86_400));
+        let none = Config::parse("t.toml", "[store]\nurl = \"file:///x\"\n").unwrap();
+        assert!(
+            none.set("prod", &Overrides::default())
+                .unwrap()
+                .retention
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_retention_that_keeps_nothing_or_has_a_typo_is_refused() {
+        let err = Config::parse("t.toml", "[sets.a]\nretention = { keep-dayly = 7 }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `keep-dayly`"), "{err}");
+        let err = Config::parse(
+            "t.toml",
+            "[sets.a]\nretention = { keep-last = 0, pre-restore-within = \"1d\" }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("set `a`'s retention has no keep-* rule"),
+            "{err}"
+        );
+        let err = Config::parse(
+            "t.toml",
+            "[sets.a]\nretention = { keep-within = \"1 month\" }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`1 month` is not a duration"), "{err}");
     }
 
     #[test]

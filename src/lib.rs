@@ -45,6 +45,7 @@ pub mod keys;
 pub mod partial_file;
 pub mod pipeline;
 pub mod restore;
+pub mod retention;
 pub mod source;
 pub mod store;
 pub mod verify;

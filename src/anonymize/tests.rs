@@ -423,7 +423,10 @@ fn report_lists_columns() {
     assert!(text.contains("transformed  public.users.email"), "{text}");
     assert!(text.contains("kept         public.users.id"), "{text}");
     // Kept columns are copied without being counted: no misleading "0".
-    let kept = text.lines().find(|l| l.contains("public.users.id")).unwrap();
+    let kept = text
+        .lines()
+        .find(|l| l.contains("public.users.id"))
+        .unwrap();
     assert!(kept.contains(" - values"), "{kept}");
     assert!(text.contains("scanned      public.users.note"), "{text}");
     assert!(

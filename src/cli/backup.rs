@@ -22,6 +22,11 @@ use super::Context;
 /// and parts grow to fit twice that; with no size hint (a `command` source)
 /// the 16 MiB default caps an object at about 156 GiB: raise `part-size`.
 /// A run that reads and stores nothing for `stall-timeout` (10m) fails.
+///
+/// A set with `retention` is pruned after each successful backup (see
+/// `sluice prune --help`). The new backup is never removed; if the prune
+/// fails, the backup stays committed, its SET@ID is still printed, and the
+/// exit status is 1.
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -77,5 +82,16 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     } else {
         writeln!(out, "{}@{}", manifest.set, manifest.id)?;
     }
-    super::print(&out)
+    super::print(&out)?;
+    if set.retention.is_some() {
+        super::prune::after_backup(&set, &manifest.id, cancel)
+            .await
+            .map_err(|e| {
+                e.context(format!(
+                    "backup `{}@{}` is committed, but pruning the set afterwards failed",
+                    manifest.set, manifest.id
+                ))
+            })?;
+    }
+    Ok(())
 }

@@ -9,21 +9,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::support::{World, moto::MotoWorld, s3::S3World};
+use crate::support::{World, moto::MotoWorld, s3::S3World, stdout_of};
 
 const PROD_DB: &str = "prod/20261122T010000Z-3fa9/db.pgdump.zst.age";
 const PROD_MEDIA: &str = "prod/20261122T020000Z-0b1c/media.tar.zst.age";
 /// Another set whose name starts with the first one's.
 const PRODUCTION_DB: &str = "production/20261122T010000Z-77aa/db.pgdump.zst.age";
-
-fn stdout_of(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "sluice failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
 
 #[test]
 fn gc_aborts_only_the_sets_uploads_older_than_the_threshold_on_s3() {

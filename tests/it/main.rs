@@ -18,6 +18,7 @@ mod interrupt;
 mod manifest_fuzz;
 mod mysql;
 mod postgres;
+mod prune;
 mod s3_store;
 mod selection;
 mod tar_safety;

@@ -113,6 +113,16 @@ impl World {
     }
 }
 
+/// A successful command's stdout; its stderr in the panic otherwise.
+pub fn stdout_of(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "sluice failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
 /// Deterministic pseudo-random bytes (xorshift), incompressible enough to
 /// make real multi-part objects.
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
