@@ -4,7 +4,7 @@
 
 mod anonymized;
 
-use std::io::Write;
+use std::{io::Write, sync::Arc};
 
 use jiff::Timestamp;
 
@@ -15,14 +15,18 @@ use crate::{
     catalog::{self, BackupId, BackupKind, Manifest, ObjectRecord},
     config::{ConfigError, SetPlan},
     keys::Recipients,
+    lease::Lease,
     pipeline::{self, PipelineError, Tee, UploadSettings, Uploaded, side_branch},
     source::{PostgresSource, Source},
     store,
 };
 
-/// How a backup is labelled.
+/// How a backup is labelled, and the lease it runs under.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// The set's lease, checked right before the manifest is written, so a
+    /// run whose lease was taken over commits nothing.
+    pub lease: Option<Arc<Lease>>,
     /// Kept in the manifest and shown by `list`.
     pub note: Option<String>,
     /// Manual, scheduled or pre-restore.
@@ -34,6 +38,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
+            lease: None,
             note: None,
             kind: BackupKind::Manual,
             target: None,
@@ -233,6 +238,9 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
     };
     if cancel.is_fired() {
         return Err(Error::Interrupted);
+    }
+    if let Some(lease) = &options.lease {
+        lease.check().await?;
     }
     catalog::commit(store.as_ref(), &manifest).await?;
     if !anonymized_failures.is_empty() {

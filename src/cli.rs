@@ -8,17 +8,20 @@ mod fetch;
 mod gc;
 mod keygen;
 mod list;
+mod lock;
 mod prune;
 mod restore;
 mod show;
 mod verify;
 
-use std::{io::IsTerminal, path::PathBuf};
+use std::{future::Future, io::IsTerminal, path::PathBuf, sync::Arc};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use sluice::{
     Cancel,
     config::{Config, Overrides, SetPlan},
+    lease::{self, Lease},
+    store,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -72,6 +75,7 @@ enum Command {
     Verify(verify::Args),
     Prune(prune::Args),
     Gc(gc::Args),
+    Lock(lock::Args),
     Keygen(keygen::Args),
     Anonymize(anonymize::Args),
 }
@@ -126,6 +130,7 @@ pub async fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(&context, args, cancel).await,
         Command::Prune(args) => prune::run(&context, args, cancel).await,
         Command::Gc(args) => gc::run(&context, args).await,
+        Command::Lock(args) => lock::run(&context, args).await,
         Command::Keygen(args) => keygen::run(args),
         Command::Anonymize(args) => anonymize::run(args),
     }
@@ -137,6 +142,24 @@ pub async fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<()> {
 #[derive(Debug, thiserror::Error)]
 #[error("stdout was closed")]
 pub struct StdoutClosed;
+
+/// Runs `work` holding `set`'s lease for `command`, and gives the lease
+/// back afterwards, whatever the outcome. Another run holding it fails this
+/// one at once (exit 3), naming the holder.
+async fn with_lease<T, F, Fut>(set: &SetPlan, command: &str, work: F) -> anyhow::Result<T>
+where
+    F: FnOnce(Arc<Lease>) -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let store = store::open(&set.store).await.map_err(sluice::Error::from)?;
+    let lease = lease::acquire(store, &set.name, command, set.store.lease_ttl)
+        .await
+        .map_err(sluice::Error::from)?;
+    let lease = Arc::new(lease);
+    let result = work(Arc::clone(&lease)).await;
+    lease.release().await;
+    result
+}
 
 /// Writes a command's results to stdout.
 fn print(text: &str) -> anyhow::Result<()> {

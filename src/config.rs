@@ -143,6 +143,10 @@ pub struct StoreConfig {
     /// that trickles, a dump that hangs.
     #[serde(default = "default_stall_timeout", deserialize_with = "duration")]
     pub stall_timeout: Duration,
+    /// How long a set's lease lasts unless renewed (`"5m"`); a run renews
+    /// it every quarter of that, and a crashed run's lease lapses after it.
+    #[serde(default = "default_lease_ttl", deserialize_with = "duration")]
+    pub lease_ttl: Duration,
     /// Attempts per S3 request (at least 1) before the run fails.
     #[serde(default = "default_attempts")]
     pub attempts: u32,
@@ -185,6 +189,10 @@ fn default_stall_timeout() -> Duration {
     Duration::from_secs(600)
 }
 
+fn default_lease_ttl() -> Duration {
+    Duration::from_secs(300)
+}
+
 fn default_attempts() -> u32 {
     5
 }
@@ -210,6 +218,7 @@ impl StoreConfig {
             connect_timeout: default_connect_timeout(),
             read_timeout: default_read_timeout(),
             stall_timeout: default_stall_timeout(),
+            lease_ttl: default_lease_ttl(),
             attempts: default_attempts(),
             retry_delay: default_retry_delay(),
         }

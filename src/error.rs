@@ -2,8 +2,8 @@
 //! code the command line returns for it.
 
 use crate::{
-    anonymize, catalog::CatalogError, config::ConfigError, keys::KeyError, pipeline::PipelineError,
-    restore::RestoreError, store::StoreError,
+    anonymize, catalog::CatalogError, config::ConfigError, keys::KeyError, lease::LeaseError,
+    pipeline::PipelineError, restore::RestoreError, store::StoreError,
 };
 
 /// Anything that can make a sluice command fail.
@@ -24,6 +24,9 @@ pub enum Error {
     /// A backup or manifest could not be found or read.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The set's lease is held by another run, or was lost.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
     /// Streaming an object in or out failed.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
@@ -65,6 +68,7 @@ impl Error {
     /// errors, 1 for everything else (see DESIGN.md, "Output").
     pub fn exit_code(&self) -> u8 {
         match self {
+            Error::Lease(LeaseError::Held { .. }) => 3,
             Error::Config(_) => 2,
             Error::Keys(_) => 2,
             Error::Store(StoreError::InvalidUrl { .. } | StoreError::MissingRoot { .. }) => 2,

@@ -42,6 +42,7 @@ mod child;
 pub mod config;
 pub mod error;
 pub mod keys;
+pub mod lease;
 pub mod partial_file;
 pub mod pipeline;
 pub mod restore;

@@ -173,7 +173,9 @@ async fn safety_backup(
         &target,
         tools,
     ))];
+    // Runs under the restore's lease, which the restore holds throughout.
     let options = crate::backup::Options {
+        lease: None,
         note: Some("pre-restore".to_owned()),
         kind: crate::catalog::BackupKind::PreRestore,
         target: Some(target.display()),

@@ -82,6 +82,20 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Writes a small object only if nothing exists under `key`, atomically.
     async fn create_if_absent(&self, key: &str, data: Bytes) -> Result<CreateOutcome, StoreError>;
 
+    /// Reads a small object with its version: a token that changes
+    /// whenever the object is replaced (the ETag on S3).
+    async fn get_versioned(&self, key: &str) -> Result<(Bytes, String), StoreError>;
+
+    /// Replaces a small object only if it is still at `version`, atomically;
+    /// returns the new version, or `None` when the object changed or is
+    /// gone (someone else replaced or removed it).
+    async fn replace_if_match(
+        &self,
+        key: &str,
+        data: Bytes,
+        version: &str,
+    ) -> Result<Option<String>, StoreError>;
+
     /// Every unfinished upload whose key starts with `prefix`, sorted by
     /// key. Some may belong to a run that is still writing them.
     async fn list_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, StoreError>;

@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 
 use sluice::{
     Cancel, backup,
-    config::{ConfigError, Overrides},
+    catalog::Manifest,
+    config::{ConfigError, Overrides, SetPlan},
     source::Source,
 };
 
@@ -70,13 +71,29 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     )?;
     let known: Vec<&str> = context.config.set_names().collect();
     set.require_sources(&known).map_err(sluice::Error::from)?;
-    let options = backup::Options {
-        note: args.note,
-        ..backup::Options::default()
-    };
-    let manifest = backup::run(&set, &options, cancel).await?;
+    let (note, json, set) = (args.note, args.json, &set);
+    super::with_lease(set, "backup", |lease| async move {
+        let options = backup::Options {
+            lease: Some(lease),
+            note,
+            ..backup::Options::default()
+        };
+        let manifest = backup::run(set, &options, cancel).await?;
+        report(set, &manifest, json, cancel).await
+    })
+    .await
+}
+
+/// Prints the backup, then prunes the set when it has retention (under
+/// the backup's lease).
+async fn report(
+    set: &SetPlan,
+    manifest: &Manifest,
+    json: bool,
+    cancel: &Cancel,
+) -> anyhow::Result<()> {
     let mut out = String::new();
-    if args.json {
+    if json {
         out.push_str(&serde_json::to_string_pretty(&manifest)?);
         writeln!(out)?;
     } else {
@@ -84,7 +101,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     }
     super::print(&out)?;
     if set.retention.is_some() {
-        super::prune::after_backup(&set, &manifest.id, cancel)
+        super::prune::after_backup(set, &manifest.id, cancel)
             .await
             .map_err(|e| {
                 e.context(format!(

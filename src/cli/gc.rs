@@ -5,7 +5,7 @@ use std::{fmt::Write as _, time::Duration};
 use jiff::{SignedDuration, Timestamp};
 use sluice::{
     catalog,
-    config::{Overrides, parse_duration},
+    config::{Overrides, SetPlan, parse_duration},
     store,
 };
 
@@ -15,18 +15,18 @@ use super::Context;
 /// temporary files) that a backup left behind when it was killed before it
 /// could clean up. They take space but are never part of a backup.
 ///
-/// Only uploads older than --older-than (default 24h) are aborted, because a
-/// younger one may belong to a backup that is still running, which would
-/// then fail. `--older-than 0s` aborts them all. On S3 an upload's age
-/// counts from its start; on file://, from its last write.
+/// gc holds the set's lease (exit 3 while a backup of the set runs), and
+/// only uploads older than --older-than (default 24h) are aborted, in case
+/// a backup's lease was broken by hand while it still ran. `--older-than
+/// 0s` aborts them all. On S3 an upload's age counts from its start; on
+/// file://, from its last write.
 ///
 /// On S3, a bucket lifecycle rule with AbortIncompleteMultipartUpload does
 /// the same without sluice, and a server that cannot list multipart uploads
 /// (ListMultipartUploads) needs one: see README, "Unfinished uploads".
 ///
 /// gc does not yet delete finished objects that no manifest names (from a
-/// backup that failed after storing them): that needs the set's lease,
-/// which a later version adds.
+/// backup that failed after storing them).
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -49,6 +49,15 @@ pub struct Args {
 
 pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let plan = context.set(&args.set, Overrides::default())?;
+    if args.dry_run {
+        return gc(context, &plan, &args).await;
+    }
+    let (plan, args) = (&plan, &args);
+    super::with_lease(plan, "gc", |_| gc(context, plan, args)).await
+}
+
+/// Lists the set's unfinished uploads and aborts (or, dry, names) the old ones.
+async fn gc(context: &Context, plan: &SetPlan, args: &Args) -> anyhow::Result<()> {
     let prefix = catalog::set_prefix(&plan.name).map_err(sluice::Error::from)?;
     let store = store::open(&plan.store)
         .await

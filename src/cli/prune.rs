@@ -74,10 +74,12 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
         )));
     }
     let now = args.now.unwrap_or_else(Timestamp::now);
+    let mut sets = Vec::with_capacity(names.len());
     let mut prunes = Vec::with_capacity(names.len());
     for name in &names {
         let set = context.set(name, Overrides::default())?;
         prunes.push(Prune::prepare(&set, now).await?);
+        sets.push(set);
     }
     if args.json {
         let mut out = serde_json::to_string_pretty(&prunes)?;
@@ -87,9 +89,9 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
         let plans: String = prunes.iter().map(Prune::describe).collect();
         super::print(&plans)?;
     }
-    for prune in &prunes {
+    for (prune, set) in prunes.iter().zip(&sets) {
         if !args.dry_run {
-            prune.apply(cancel).await?;
+            super::with_lease(set, "prune", |_| prune.apply(cancel)).await?;
         }
         let summary = prune.summary(args.dry_run);
         if args.json {

@@ -111,8 +111,27 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             in_place: args.in_place,
         },
     };
+    let (store, manifest, steps, identities, settings, plan) =
+        (&store, &manifest, &steps, &identities, &settings, &plan);
+    super::with_lease(plan, "restore", |_| async move {
+        restore_steps(store, manifest, steps, identities, settings, plan, cancel).await
+    })
+    .await
+}
+
+/// Restores each step in turn; stops at the first failure, saying what
+/// was and was not restored.
+async fn restore_steps(
+    store: &Arc<dyn sluice::store::Store>,
+    manifest: &sluice::catalog::Manifest,
+    steps: &[Step],
+    identities: &Arc<Identities>,
+    settings: &restore::Settings,
+    plan: &sluice::config::SetPlan,
+    cancel: &Cancel,
+) -> anyhow::Result<()> {
     let mut done = Vec::new();
-    for step in &steps {
+    for step in steps {
         tracing::info!(
             "restoring {} of {}@{} into {}",
             step.object.source,
@@ -121,12 +140,12 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             step.target
         );
         let restored = restore::run_step(
-            Arc::clone(&store),
-            &manifest,
+            Arc::clone(store),
+            manifest,
             step,
-            Arc::clone(&identities),
-            &settings,
-            Some(&plan),
+            Arc::clone(identities),
+            settings,
+            Some(plan),
             cancel,
         )
         .await;

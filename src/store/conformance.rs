@@ -48,6 +48,12 @@ macro_rules! store_conformance {
             }
 
             #[tokio::test(flavor = "multi_thread")]
+            async fn replaces_only_at_the_expected_version() {
+                let (_guard, store) = $make;
+                case::replaces_only_at_the_expected_version(&store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
             async fn an_aborted_upload_publishes_nothing() {
                 let (_guard, store) = $make;
                 case::an_aborted_upload_publishes_nothing(&store).await;
@@ -202,4 +208,34 @@ pub(crate) async fn an_aborted_upload_publishes_nothing(store: &dyn Store) {
     writer.abort().await.unwrap();
     assert!(store.list("").await.unwrap().is_empty());
     assert_not_found(store.head("s/i/a").await);
+}
+
+pub(crate) async fn replaces_only_at_the_expected_version(store: &dyn Store) {
+    let key = "s/lease.json";
+    store
+        .create_if_absent(key, Bytes::from_static(b"first"))
+        .await
+        .unwrap();
+    let (data, v1) = store.get_versioned(key).await.unwrap();
+    assert_eq!(data, "first");
+    let v2 = store
+        .replace_if_match(key, Bytes::from_static(b"second"), &v1)
+        .await
+        .unwrap()
+        .expect("replaced at the version read");
+    assert_ne!(v1, v2);
+    let stale = store
+        .replace_if_match(key, Bytes::from_static(b"third"), &v1)
+        .await
+        .unwrap();
+    assert_eq!(stale, None, "replaced at an old version");
+    let (data, v) = store.get_versioned(key).await.unwrap();
+    assert_eq!((data, v), (Bytes::from_static(b"second"), v2));
+    let gone = store
+        .replace_if_match("s/none.json", Bytes::from_static(b"x"), &v1)
+        .await
+        .unwrap();
+    assert_eq!(gone, None);
+    assert_not_found(store.get("s/none.json").await);
+    assert_eq!(keys(store.list("s/").await.unwrap()), [key]);
 }

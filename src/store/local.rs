@@ -173,6 +173,15 @@ fn publish(tmp: &Path, dest: &Path) -> Result<CreateOutcome, StoreError> {
     }
 }
 
+/// A `file://` object's version: the SHA-256 of its content.
+fn content_version(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
@@ -287,6 +296,62 @@ impl Store for LocalStore {
                 return Err(io_err("write", &tmp)(e));
             }
             publish(&tmp, &dest)
+        })
+        .await
+    }
+
+    /// The version is the SHA-256 of the content.
+    async fn get_versioned(&self, key: &str) -> Result<(Bytes, String), StoreError> {
+        let data = self.get(key).await?;
+        let version = content_version(&data);
+        Ok((data, version))
+    }
+
+    /// Claims the current object by renaming it away (of two contenders
+    /// only one rename succeeds), checks that the claimed file is at
+    /// `version`, then creates the new one exclusively.
+    async fn replace_if_match(
+        &self,
+        key: &str,
+        data: Bytes,
+        version: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let dest = self.path(key)?;
+        let (key, version) = (key.to_owned(), version.to_owned());
+        let root = Arc::clone(&self.root);
+        blocking(move || {
+            let (claim, claimed) = temp_file(&root, &format!("{key}.stale"))?;
+            drop(claim);
+            match fs::rename(&dest, &claimed) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let _ = fs::remove_file(&claimed);
+                    return Ok(None);
+                }
+                Err(e) => {
+                    let _ = fs::remove_file(&claimed);
+                    return Err(io_err("claim", &dest)(e));
+                }
+            }
+            let current = fs::read(&claimed).map_err(io_err("read", &claimed))?;
+            if content_version(&current) != version {
+                // Not the version expected: put it back unless a new one
+                // has appeared meanwhile.
+                let _ = fs::hard_link(&claimed, &dest);
+                let _ = fs::remove_file(&claimed);
+                return Ok(None);
+            }
+            let _ = fs::remove_file(&claimed);
+            let (file, tmp) = temp_file(&root, &key)?;
+            let written = file.write_all_at(&data, 0).and_then(|()| file.sync_all());
+            if let Err(e) = written {
+                let _ = fs::remove_file(&tmp);
+                return Err(io_err("write", &tmp)(e));
+            }
+            Ok(match publish(&tmp, &dest)? {
+                CreateOutcome::Created => Some(content_version(&data)),
+                CreateOutcome::AlreadyExists => None,
+            })
         })
         .await
     }

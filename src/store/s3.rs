@@ -445,6 +445,71 @@ impl Store for S3Store {
         self.shared.put_if_absent(key, &full_key, data, false).await
     }
 
+    async fn get_versioned(&self, key: &str) -> Result<(Bytes, String), StoreError> {
+        let s = &self.shared;
+        let full_key = s.full_key(key)?;
+        s.call("read", &full_key, || {
+            let request = s.client.get_object().bucket(&s.bucket).key(&full_key);
+            async move {
+                let out = request.send().await.map_err(Failure::from_sdk)?;
+                let etag = out
+                    .e_tag()
+                    .ok_or_else(|| Failure::invalid("the server returned no ETag"))?
+                    .to_owned();
+                let body = out.body.collect().await.map_err(Failure::body)?;
+                Ok((body.into_bytes(), etag))
+            }
+        })
+        .await
+        .map_err(|e| s.error("read", key, &full_key, e))
+    }
+
+    /// `PutObject` with `If-Match: <version>`.
+    async fn replace_if_match(
+        &self,
+        key: &str,
+        data: Bytes,
+        version: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let s = &self.shared;
+        let full_key = s.full_key(key)?;
+        let mut attempts = 0;
+        let put = s
+            .call("replace", &full_key, || {
+                attempts += 1;
+                let request = s
+                    .client
+                    .put_object()
+                    .bucket(&s.bucket)
+                    .key(&full_key)
+                    .if_match(version)
+                    .set_server_side_encryption(s.sse.clone())
+                    .set_ssekms_key_id(s.sse_kms_key_id.clone())
+                    .body(ByteStream::from(data.clone()));
+                async move {
+                    let out = request.send().await.map_err(Failure::from_sdk)?;
+                    out.e_tag()
+                        .map(str::to_owned)
+                        .ok_or_else(|| Failure::invalid("the server returned no ETag"))
+                }
+            })
+            .await;
+        match put {
+            Ok(etag) => Ok(Some(etag)),
+            Err(e) if matches!(e.failure.kind, Kind::PreconditionFailed | Kind::NotFound) => {
+                // After a lost answer the object may be this call's own write.
+                if attempts > 1
+                    && let Ok((current, etag)) = self.get_versioned(key).await
+                    && current == data
+                {
+                    return Ok(Some(etag));
+                }
+                Ok(None)
+            }
+            Err(e) => Err(s.error("replace", key, &full_key, e)),
+        }
+    }
+
     async fn list_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, StoreError> {
         let s = &self.shared;
         let full_prefix = s.join(prefix);

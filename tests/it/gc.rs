@@ -153,7 +153,7 @@ fn gc_help_says_what_it_leaves_and_the_alternative() {
     for needle in [
         "[default: 24h]",
         "0s",
-        "still running",
+        "holds the set's lease",
         "AbortIncompleteMultipartUpload",
         "no manifest names",
         "lease",
@@ -221,6 +221,17 @@ fn gc_aborts_the_upload_of_a_backup_killed_on_s3() {
         left[0].starts_with("prod/") && left[0].ends_with("/dump.out.zst.age"),
         "{left:?}"
     );
+    // The killed run's lease still holds the set, until it lapses or is broken.
+    let refused = m
+        .sluice()
+        .args(["gc", "prod", "--older-than", "0s"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("is in use by `sluice backup`"), "{stderr}");
+    assert_eq!(m.pending_uploads(), left);
+    stdout_of(&m.sluice().args(["lock", "break", "prod"]).output().unwrap());
     let out = stdout_of(
         &m.sluice()
             .args(["gc", "prod", "--older-than", "0s"])
@@ -245,6 +256,18 @@ fn gc_removes_the_temporary_file_of_a_backup_killed_on_file() {
         fs::read_dir(&tmp).is_ok_and(|mut d| d.next().is_some())
     });
     assert_eq!(fs::read_dir(&tmp).unwrap().count(), 1);
+
+    let lock = |action: &str| {
+        w.sluice()
+            .args(["lock", action, "prod", "--store", &w.store_url()])
+            .output()
+            .unwrap()
+    };
+    let status = stdout_of(&lock("status"));
+    assert!(status.contains("lease held"), "{status}");
+    assert!(status.contains("`sluice backup` on"), "{status}");
+    stdout_of(&lock("break"));
+    assert!(stdout_of(&lock("status")).contains("is free"));
 
     let out = stdout_of(
         &w.sluice()

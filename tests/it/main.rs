@@ -15,6 +15,7 @@ mod gc;
 mod integrity;
 mod interop;
 mod interrupt;
+mod lease;
 mod manifest_fuzz;
 mod mysql;
 mod postgres;

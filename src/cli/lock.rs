@@ -1,0 +1,65 @@
+//! `sluice lock status|break SET`.
+
+use sluice::{config::Overrides, lease, store};
+
+use super::Context;
+
+/// See or remove a set's lease: the lock that keeps two runs (backup,
+/// restore, prune, gc) from working on a set at once. A run renews its
+/// lease while it works and removes it when it ends; a killed run's lease
+/// lapses by itself after `lease-ttl` (under [store], 5 minutes by default).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Who holds the set's lease, since when, and until when
+    Status {
+        /// The set
+        set: String,
+    },
+    /// Remove the set's lease, whoever holds it. Only when its holder is
+    /// surely gone: a run that still works would then commit nothing
+    /// (it notices before writing its manifest) and fail
+    Break {
+        /// The set
+        set: String,
+    },
+}
+
+pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
+    let name = match &args.action {
+        Action::Status { set } | Action::Break { set } => set,
+    };
+    let plan = context.set(name, Overrides::default())?;
+    let store = store::open(&plan.store)
+        .await
+        .map_err(sluice::Error::from)?;
+    let holder = lease::status(store.as_ref(), &plan.name)
+        .await
+        .map_err(sluice::Error::from)?;
+    match (&args.action, holder) {
+        (Action::Status { .. }, None) => super::print(&format!("set `{name}` is free\n")),
+        (Action::Status { .. }, Some(h)) => {
+            let state = if h.expires > jiff::Timestamp::now() {
+                "held"
+            } else {
+                "expired (the next run takes it over)"
+            };
+            super::print(&format!(
+                "set `{name}`: lease {state}\n  holder   {h}\n  expires  {}\n",
+                h.expires
+            ))
+        }
+        (Action::Break { .. }, None) => super::print(&format!("set `{name}` has no lease\n")),
+        (Action::Break { .. }, Some(h)) => {
+            lease::break_lease(store.as_ref(), &plan.name)
+                .await
+                .map_err(sluice::Error::from)?;
+            super::print(&format!("removed the lease of set `{name}` held by {h}\n"))
+        }
+    }
+}
