@@ -294,6 +294,17 @@ impl Shared {
                     Ok(CreateOutcome::AlreadyExists)
                 }
             }
+            // A server may answer 412 as soon as it has read the headers
+            // and close the connection while a large body is still being
+            // sent, so the client only sees the write fail. Whether an
+            // object is there tells those apart from a real failure.
+            Err(e) if e.failure.retryable => match self.size(key, full_key).await {
+                Ok(size) if size == data.len() as u64 && self.get(key, full_key).await? == data => {
+                    Ok(CreateOutcome::Created)
+                }
+                Ok(_) => Ok(CreateOutcome::AlreadyExists),
+                Err(_) => Err(self.error("create", key, full_key, e)),
+            },
             Err(e) => Err(self.error("create", key, full_key, e)),
         }
     }
