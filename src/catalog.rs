@@ -139,6 +139,15 @@ impl BackupId {
         &self.0
     }
 
+    /// When the backup started, to the second, as its id says.
+    pub fn started_at(&self) -> Option<Timestamp> {
+        jiff::civil::DateTime::strptime("%Y%m%dT%H%M%SZ", &self.0[..16])
+            .ok()?
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()
+            .map(|z| z.timestamp())
+    }
+
     fn is_valid(s: &str) -> bool {
         let b = s.as_bytes();
         b.len() == 21
@@ -615,6 +624,12 @@ pub async fn latest_where(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_tells_when_its_backup_started() {
+        let at: Timestamp = "2026-11-22T01:00:07Z".parse().unwrap();
+        assert_eq!(BackupId::generate(at).started_at(), Some(at));
+    }
 
     fn sample() -> Manifest {
         Manifest {

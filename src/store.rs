@@ -271,7 +271,7 @@ pub enum StoreError {
     },
     /// The S3 server cannot list multipart uploads (`ListMultipartUploads`).
     #[error(
-        "the S3 server {server} cannot list unfinished multipart uploads (ListMultipartUploads is not implemented), so sluice cannot find the ones under {location}: add an AbortIncompleteMultipartUpload lifecycle rule to the bucket, so the server removes them itself (see README, \"Unfinished uploads\"), or run gc against a server that implements ListMultipartUploads"
+        "the S3 server {server} cannot list unfinished multipart uploads (ListMultipartUploads is not implemented), so sluice cannot find the ones under {location}: add an AbortIncompleteMultipartUpload lifecycle rule to the bucket, so the server removes them itself (see README, \"What failed backups leave\"), or run gc against a server that implements ListMultipartUploads"
     )]
     ListUploadsUnsupported {
         /// The endpoint, redacted.

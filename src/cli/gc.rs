@@ -1,19 +1,20 @@
 //! `sluice gc SET`.
 
-use std::{fmt::Write as _, time::Duration};
+use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
 
 use jiff::{SignedDuration, Timestamp};
 use sluice::{
-    catalog,
+    catalog::{self, BackupId},
     config::{Overrides, SetPlan, parse_duration},
     store,
 };
 
 use super::Context;
 
-/// Abort a set's unfinished uploads: the multipart uploads (on file://, the
-/// temporary files) that a backup left behind when it was killed before it
-/// could clean up. They take space but are never part of a backup.
+/// Clean up after backups that failed or were killed: abort a set's
+/// unfinished uploads (multipart uploads; on file://, temporary files) and
+/// remove objects no manifest names. They take space but are never part of
+/// a backup.
 ///
 /// gc holds the set's lease (exit 3 while a backup of the set runs), and
 /// only uploads older than --older-than (default 24h) are aborted, in case
@@ -23,10 +24,11 @@ use super::Context;
 ///
 /// On S3, a bucket lifecycle rule with AbortIncompleteMultipartUpload does
 /// the same without sluice, and a server that cannot list multipart uploads
-/// (ListMultipartUploads) needs one: see README, "Unfinished uploads".
+/// (ListMultipartUploads) needs one: see README, "What failed backups leave".
 ///
-/// gc does not yet delete finished objects that no manifest names (from a
-/// backup that failed after storing them).
+/// It also removes the objects of backups that have no manifest (a backup
+/// that failed or was killed after storing some of its objects), older
+/// than --older-than by their backup id's time.
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -114,7 +116,38 @@ async fn gc(context: &Context, plan: &SetPlan, args: &Args) -> anyhow::Result<()
             young.len()
         )?;
     }
-    if !plan.configured && old.is_empty() && young.is_empty() {
+    let orphans = orphans(store.as_ref(), &prefix)
+        .await
+        .map_err(sluice::Error::from)?;
+    let mut removed = 0;
+    for (id, keys) in &orphans {
+        let started = id.started_at().unwrap_or(now);
+        if age(started) < args.older_than {
+            continue;
+        }
+        let outcome = if args.dry_run {
+            "would remove"
+        } else {
+            for key in keys {
+                store.delete(key).await.map_err(sluice::Error::from)?;
+            }
+            "removed"
+        };
+        removed += 1;
+        writeln!(
+            out,
+            "{outcome:11}  {} object(s) of {}@{id}, which has no manifest (a backup that failed or was killed)",
+            keys.len(),
+            plan.name
+        )?;
+    }
+    if removed == 0 {
+        writeln!(
+            out,
+            "no objects without a manifest under `{prefix}` older than {threshold}"
+        )?;
+    }
+    if !plan.configured && old.is_empty() && young.is_empty() && orphans.is_empty() {
         let known: Vec<&str> = context.config.set_names().collect();
         if !known.is_empty() {
             tracing::info!(
@@ -133,6 +166,35 @@ async fn gc(context: &Context, plan: &SetPlan, args: &Args) -> anyhow::Result<()
         );
     }
     Ok(())
+}
+
+/// The objects of each backup id under `prefix` that has no manifest: what
+/// a backup stored before it failed or was killed. Ids sluice did not make
+/// are left out. Safe to remove under the set's lease, as no backup of the
+/// set is running then.
+async fn orphans(
+    store: &dyn sluice::store::Store,
+    prefix: &str,
+) -> Result<Vec<(BackupId, Vec<String>)>, sluice::store::StoreError> {
+    let mut by_id: BTreeMap<&str, (bool, Vec<String>)> = BTreeMap::new();
+    let listed = store.list(prefix).await?;
+    for meta in &listed {
+        let Some((id, name)) = meta
+            .key
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            continue;
+        };
+        let entry = by_id.entry(id).or_default();
+        entry.0 |= name == catalog::MANIFEST_NAME;
+        entry.1.push(meta.key.clone());
+    }
+    Ok(by_id
+        .into_iter()
+        .filter(|(_, (committed, _))| !committed)
+        .filter_map(|(id, (_, keys))| Some((id.parse().ok()?, keys)))
+        .collect())
 }
 
 /// `90061s` → `25h 1m 1s`.

@@ -286,3 +286,84 @@ fn gc_removes_the_temporary_file_of_a_backup_killed_on_file() {
     assert!(out.contains("/dump.out.zst.age"), "{out}");
     assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
 }
+
+#[test]
+fn gc_removes_the_finished_objects_of_a_backup_killed_part_way() {
+    let w = World::new();
+    let data = w.path("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("a.txt"), "stored before the kill").unwrap();
+    fs::write(
+        w.path("sluice.toml"),
+        format!(
+            "[store]\nurl = \"{}\"\n[keys]\nrecipients = [\"{}\"]\n[[sets.prod.sources]]\nname = \"media\"\nkind = \"files\"\npath = \"{}\"\n[[sets.prod.sources]]\nname = \"db\"\nkind = \"command\"\nbackup = [\"sleep\", \"60\"]\n",
+            w.store_url(),
+            w.recipient,
+            data.display()
+        ),
+    )
+    .unwrap();
+    let sluice = |args: &[&str]| {
+        w.sluice()
+            .args(["--config", "sluice.toml"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // A committed backup of another set, which gc must leave alone.
+    let kept = w.backup("other", &[&format!("media=files:{}", data.display())]);
+
+    let mut backup = Command::new(assert_cmd::cargo::cargo_bin("sluice"))
+        .current_dir(w.dir.path())
+        .env_remove("SLUICE_CONFIG")
+        .env_remove("SLUICE_STORE")
+        .args(["--config", "sluice.toml", "backup", "prod"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let finished = || {
+        walkdir::WalkDir::new(w.path("store/prod"))
+            .into_iter()
+            .flatten()
+            .find(|e| e.file_name() == "media.tar.zst.age")
+            .map(|e| e.into_path())
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let object = loop {
+        if let Some(object) = finished() {
+            break object;
+        }
+        assert!(Instant::now() < deadline, "the first object never appeared");
+        sleep(Duration::from_millis(20));
+    };
+    backup.kill().unwrap();
+    backup.wait().unwrap();
+    let id = object
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+
+    stdout_of(&sluice(&["lock", "break", "prod"]));
+    let dry = stdout_of(&sluice(&["gc", "prod", "--older-than", "0s", "--dry-run"]));
+    assert!(
+        dry.contains(&format!("would remove  1 object(s) of prod@{id}")),
+        "{dry}"
+    );
+    assert!(object.exists());
+    let young = stdout_of(&sluice(&["gc", "prod", "--older-than", "1h"]));
+    assert!(young.contains("no objects without a manifest"), "{young}");
+    assert!(object.exists());
+
+    let out = stdout_of(&sluice(&["gc", "prod", "--older-than", "0s"]));
+    assert!(
+        out.contains(&format!("removed      1 object(s) of prod@{id}")),
+        "{out}"
+    );
+    assert!(!object.exists());
+    assert!(!w.path("store/prod").join(&id).exists());
+    assert_eq!(w.listed_ids("other"), [kept.split_once('@').unwrap().1]);
+}
