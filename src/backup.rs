@@ -67,7 +67,8 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
         stall_timeout: set.store.stall_timeout,
     };
     let started_at = Timestamp::now();
-    let id = BackupId::generate(started_at);
+    let newest = catalog::backup_ids(store.as_ref(), &set.name).await?;
+    let id = BackupId::next(started_at, newest.last());
     let anonymized_recipients = if sources.iter().any(|s| s.anonymize_rules().is_some()) {
         if set.keys.anonymized_recipients.is_empty() {
             return Err(ConfigError::Invalid(format!(

@@ -134,6 +134,23 @@ impl BackupId {
         ))
     }
 
+    /// A new id for a backup started at `at` that sorts after `newest`, the
+    /// set's newest id: in the same second, its suffix is greater (so
+    /// `@latest` and `list` keep the order in which backups were made).
+    pub fn next(at: Timestamp, newest: Option<&BackupId>) -> Self {
+        let fresh = Self::generate(at);
+        let Some(newest) = newest.filter(|n| n.0[..16] == fresh.0[..16]) else {
+            return fresh;
+        };
+        let last = u16::from_str_radix(&newest.0[17..], 16).unwrap_or(0);
+        let step = u16::from_str_radix(&fresh.0[17..], 16).unwrap_or(0) % 16 + 1;
+        Self(format!(
+            "{}-{:04x}",
+            &fresh.0[..16],
+            last.saturating_add(step)
+        ))
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -629,6 +646,24 @@ mod tests {
     fn an_id_tells_when_its_backup_started() {
         let at: Timestamp = "2026-11-22T01:00:07Z".parse().unwrap();
         assert_eq!(BackupId::generate(at).started_at(), Some(at));
+    }
+
+    #[test]
+    fn ids_of_the_same_second_sort_in_the_order_they_were_made() {
+        let at: Timestamp = "2026-11-22T01:00:07Z".parse().unwrap();
+        let mut ids = vec![BackupId::next(at, None)];
+        for _ in 0..50 {
+            let next = BackupId::next(at, ids.last());
+            assert!(
+                next > *ids.last().unwrap(),
+                "{next} after {}",
+                ids.last().unwrap()
+            );
+            assert!(BackupId::is_valid(next.as_str()), "{next}");
+            ids.push(next);
+        }
+        let later = BackupId::next("2026-11-22T01:00:08Z".parse().unwrap(), ids.last());
+        assert!(later > *ids.last().unwrap());
     }
 
     fn sample() -> Manifest {

@@ -77,3 +77,23 @@ fn an_unknown_set_has_no_backups() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("set `nothing` has no backups"));
 }
+
+#[test]
+fn backups_made_in_the_same_second_keep_their_order() {
+    let w = World::new();
+    let made: Vec<String> = (1..=6)
+        .map(|n| w.backup("s", &[&format!("x=command:echo v{n}")]))
+        .collect();
+    let ids: Vec<String> = made
+        .iter()
+        .map(|b| b.split_once('@').unwrap().1.to_owned())
+        .collect();
+    assert_eq!(w.listed_ids("s"), ids, "list is not in the order of making");
+    let out = w
+        .sluice()
+        .args(["fetch", "s@latest", "--store", &w.store_url(), "-i"])
+        .arg(w.key())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "v6\n");
+}
