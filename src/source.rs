@@ -211,7 +211,12 @@ pub enum SourceError {
     },
     /// A file or directory of a `files` source could not be read.
     #[error(
-        "could not read `{path}`: {source}. Give sluice read access to it, or add it to the source's `exclude`"
+        "could not read `{path}`: {source}. {}",
+        if source.kind() == io::ErrorKind::NotFound {
+            "Check the source's `path`"
+        } else {
+            "Give sluice read access to it, or add it to the source's `exclude`"
+        }
     )]
     Unreadable {
         /// The path.

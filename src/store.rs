@@ -127,6 +127,11 @@ pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
         url: redact_url(url),
         reason: reason.to_owned(),
     };
+    if url.starts_with('/') {
+        return Err(invalid(&format!(
+            "a directory needs the file:// scheme: use file://{url}"
+        )));
+    }
     let parsed = url::Url::parse(url).map_err(|e| {
         invalid(&format!(
             "{e}; expected file:///absolute/path (for example file:///var/backups/sluice) or s3://bucket/prefix"
@@ -340,7 +345,7 @@ mod tests {
         let err = open_url("ftp://x/y").await.unwrap_err().to_string();
         assert!(err.contains("unknown scheme `ftp`"), "{err}");
         let err = open_url("/no/scheme").await.unwrap_err().to_string();
-        assert!(err.contains("expected file:///"), "{err}");
+        assert!(err.contains("use file:///no/scheme"), "{err}");
         let err = open_url("file:///definitely/not/here/sluice")
             .await
             .unwrap_err()

@@ -42,8 +42,10 @@ use super::Context;
 /// `sluice backup` prunes a set with retention after each successful
 /// backup; if that prune fails, the backup stays, and the exit status is 1.
 ///
-/// prune takes no lock yet: don't run it while a restore or fetch reads a
-/// backup it may remove (--dry-run shows which).
+/// prune holds the set's lease, so it never runs beside a backup or
+/// restore of the set (it fails with exit 3 instead); fetch and verify take
+/// no lease, so don't prune a backup someone is fetching (--dry-run shows
+/// which).
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {

@@ -156,7 +156,7 @@ async fn restore_steps(
                     .map(|s| s.object.name.as_str())
                     .collect();
                 tracing::error!(
-                    "stopped part-way through the backup: restored {}; not restored: {}",
+                    "the restore stopped part-way: restored {}; not restored: {}",
                     done.join(", "),
                     rest.join(", ")
                 );

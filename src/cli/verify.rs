@@ -142,9 +142,14 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     }
     if failed > 0 {
         anyhow::bail!(
-            "{failed} of {} object(s) of {backup} failed (see above): a damaged object cannot be restored, so restore another backup (sluice list {}); a failed drill check means the data restored but is not what the check expects",
+            "{failed} of {} object(s) of {backup} failed (see above): a damaged object cannot be restored, so restore another backup (sluice list {}){}",
             manifest.objects.len(),
-            manifest.set
+            manifest.set,
+            if args.drill {
+                "; a failed drill check means the data restored but is not what the check expects"
+            } else {
+                ""
+            }
         );
     }
     if identities.is_some() && opened == 0 && !manifest.objects.is_empty() {
@@ -165,9 +170,15 @@ fn drill_report(name: &str, drilled: &drill::Drilled) -> String {
     for (what, n) in &drilled.counts {
         out.push_str(&format!("          {what}: {n}\n"));
     }
-    for (sql, held) in &drilled.checks {
-        let held = if *held { "holds" } else { "FAILED" };
-        out.push_str(&format!("          check {held}: {sql}\n"));
+    for check in &drilled.checks {
+        if check.held {
+            out.push_str(&format!("          check holds: {}\n", check.sql));
+        } else {
+            out.push_str(&format!(
+                "          check FAILED: {} (returned {:?}, not true)\n",
+                check.sql, check.returned
+            ));
+        }
     }
     out
 }

@@ -78,14 +78,14 @@ pub(crate) fn table_counts(
     Ok(super::postgres::parse_counts(&out, '\t'))
 }
 
-/// Whether `sql` returns true (1) on `target`'s database.
+/// What `sql` returns on `target`'s database (`1` for true).
 pub(crate) fn check(
     target: &MysqlTarget,
     tools: MysqlTools,
     sql: &str,
-) -> Result<bool, RestoreError> {
+) -> Result<String, RestoreError> {
     let sql = format!("USE {}; {sql}", ident(target.database()));
-    Ok(client(target, tools, &sql)?.trim() == "1")
+    Ok(client(target, tools, &sql)?.trim().to_owned())
 }
 
 /// Drops `target`'s database, if it exists.

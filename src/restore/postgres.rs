@@ -378,9 +378,9 @@ pub(crate) fn table_counts(target: &PgTarget) -> Result<Vec<(String, u64)>, Rest
     Ok(parse_counts(&out, '|'))
 }
 
-/// Whether `sql` returns true on `target`'s database.
-pub(crate) fn check(target: &PgTarget, sql: &str) -> Result<bool, RestoreError> {
-    Ok(psql(target, target.database(), sql)?.trim() == "t")
+/// What `sql` returns on `target`'s database (`t` for true).
+pub(crate) fn check(target: &PgTarget, sql: &str) -> Result<String, RestoreError> {
+    Ok(psql(target, target.database(), sql)?.trim().to_owned())
 }
 
 /// Drops `target`'s database, if it exists, ending its sessions.
@@ -487,7 +487,7 @@ ALTER DATABASE {replaced_ident} ALLOW_CONNECTIONS true;
             drop_database(target, &previous);
         } else {
             tracing::info!(
-                "the replaced database is kept as `{previous}` until the next restore (or pass --drop-old)"
+                "the replaced database is kept as `{previous}` until the next restore into it (`sluice restore --drop-old` drops it at once); drop it yourself when you no longer need it"
             );
         }
         Ok(())

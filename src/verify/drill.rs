@@ -25,14 +25,25 @@ pub struct Drilled {
     pub scratch: String,
     /// What arrived: `rows in <table>` per table, or `files` and `bytes`.
     pub counts: Vec<(String, u64)>,
-    /// Each configured check and whether it held.
-    pub checks: Vec<(String, bool)>,
+    /// Each configured check.
+    pub checks: Vec<Check>,
+}
+
+/// One configured check, run on a scratch copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    /// The query.
+    pub sql: String,
+    /// What it returned.
+    pub returned: String,
+    /// Whether that is true.
+    pub held: bool,
 }
 
 impl Drilled {
     /// Whether every check held.
     pub fn passed(&self) -> bool {
-        self.checks.iter().all(|(_, held)| *held)
+        self.checks.iter().all(|c| c.held)
     }
 }
 
@@ -137,7 +148,15 @@ fn checks_of(plan: &SetPlan, record: &ObjectRecord) -> Vec<String> {
         .unwrap_or_default()
 }
 
-type Inspection = (Vec<(String, u64)>, Vec<(String, bool)>);
+type Inspection = (Vec<(String, u64)>, Vec<Check>);
+
+fn check(sql: &str, returned: String, truth: &str) -> Check {
+    Check {
+        sql: sql.to_owned(),
+        held: returned == truth,
+        returned,
+    }
+}
 
 /// Counts what a restored target holds and runs the checks on it.
 fn inspect(target: &Target, checks: &[String]) -> Result<Inspection, RestoreError> {
@@ -152,14 +171,14 @@ fn inspect(target: &Target, checks: &[String]) -> Result<Inspection, RestoreErro
             rows(postgres::table_counts(t)?),
             checks
                 .iter()
-                .map(|sql| Ok((sql.clone(), postgres::check(t, sql)?)))
+                .map(|sql| Ok(check(sql, postgres::check(t, sql)?, "t")))
                 .collect::<Result<_, RestoreError>>()?,
         )),
         Target::Mysql(t, tools) => Ok((
             rows(mysql::table_counts(t, *tools)?),
             checks
                 .iter()
-                .map(|sql| Ok((sql.clone(), mysql::check(t, *tools, sql)?)))
+                .map(|sql| Ok(check(sql, mysql::check(t, *tools, sql)?, "1")))
                 .collect::<Result<_, RestoreError>>()?,
         )),
         Target::Directory(dir) => Ok((directory_counts(dir), Vec::new())),

@@ -159,7 +159,9 @@ fn a_failing_check_fails_the_drill_and_the_scratch_is_still_removed() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAILED  db.pgdump.zst.age"), "{stdout}");
     assert!(
-        stdout.contains("check FAILED: SELECT count(*) > 1000"),
+        stdout.contains(
+            r#"check FAILED: SELECT count(*) > 1000 FROM app."Users" (returned "f", not true)"#
+        ),
         "{stdout}"
     );
     assert!(stdout.contains("ok      shop.sql.zst.age"), "{stdout}");
