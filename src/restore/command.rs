@@ -29,24 +29,20 @@ pub(crate) fn feed(
     argv: &[String],
     cancel: &Cancel,
 ) -> Result<Fed, RestoreError> {
-    feed_with_env(reader, argv, &[], cancel)
+    feed_with_env(reader, argv, &[], Stdio::inherit(), cancel)
 }
 
-/// [`feed`], with extra environment for the command (a password).
+/// [`feed`], with extra environment for the command (a password) and its
+/// stdout going to `stdout` (a database client's query results are noise
+/// on sluice's stdout, which is for results).
 pub(crate) fn feed_with_env(
     reader: &mut dyn Read,
     argv: &[String],
     env: &[(String, String)],
+    stdout: Stdio,
     cancel: &Cancel,
 ) -> Result<Fed, RestoreError> {
-    let mut child = CheckedChild::spawn(
-        argv,
-        Stdio::piped(),
-        Stdio::inherit(),
-        env,
-        Echo::Info,
-        cancel,
-    )?;
+    let mut child = CheckedChild::spawn(argv, Stdio::piped(), stdout, env, Echo::Info, cancel)?;
     let mut stdin = child.take_stdin().expect("stdin is piped");
     match copy(reader, &mut stdin) {
         Ok(()) => Ok(Fed { child, stdin }),

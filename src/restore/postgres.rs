@@ -193,7 +193,7 @@ pub(crate) fn load(
     };
     argv.extend(target.args());
     argv.push(format!("--dbname={staging}"));
-    match command::feed_with_env(reader, &argv, &target.env(), cancel) {
+    match command::feed_with_env(reader, &argv, &target.env(), Stdio::null(), cancel) {
         Ok(fed) => Ok(Loaded {
             target: target.clone(),
             staging: Some(staging),
@@ -241,7 +241,7 @@ fn load_in_place(
     }
     argv.extend(target.args());
     argv.push(format!("--dbname={}", target.database()));
-    let fed = command::feed_with_env(reader, &argv, &target.env(), cancel)?;
+    let fed = command::feed_with_env(reader, &argv, &target.env(), Stdio::null(), cancel)?;
     Ok(Loaded {
         target: target.clone(),
         staging: None,
