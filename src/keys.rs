@@ -59,7 +59,15 @@ pub enum KeyError {
         reason: String,
     },
     /// The new identity file could not be written.
-    #[error("could not write identity file `{}`: {source}", path.display())]
+    #[error(
+        "could not write identity file `{}`: {source}{}",
+        path.display(),
+        if source.kind() == io::ErrorKind::AlreadyExists {
+            ". sluice never overwrites a key (backups may depend on it): pick another file name, or move the old key away first"
+        } else {
+            ""
+        }
+    )]
     WriteIdentity {
         /// The file.
         path: PathBuf,

@@ -150,6 +150,8 @@ fn keygen_never_overwrites_an_identity() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(fs::read(w.key()).unwrap(), before);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("sluice never overwrites a key"), "{stderr}");
 }
 
 #[test]
