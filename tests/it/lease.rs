@@ -237,7 +237,7 @@ fn a_run_whose_lease_was_taken_over_commits_nothing() {
 }
 
 #[test]
-fn on_s3_a_held_lease_refuses_a_backup_and_an_expired_one_is_taken_over() {
+fn on_s3_a_held_lease_refuses_every_writer_and_an_expired_one_is_taken_over() {
     let s = S3World::new();
     let data = s.world.path("data");
     fs::create_dir(&data).unwrap();
@@ -260,13 +260,44 @@ fn on_s3_a_held_lease_refuses_a_backup_and_an_expired_one_is_taken_over() {
         });
     };
 
+    let first = s.backup("docs", &source);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     put_lease("2099-01-01T00:00:00Z");
+    let key = s.world.key().display().to_string();
+    let out_dir = s.world.path("out").display().to_string();
+    let contenders: [&[&str]; 3] = [
+        &["restore", "docs", "--yes", "-i", &key, "--into", &out_dir],
+        &["prune", "docs"],
+        &["gc", "docs"],
+    ];
+    for args in contenders {
+        let out = s.sluice().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("in use by `sluice restore` on ops-1 (pid 77)"),
+            "{stderr}"
+        );
+    }
     let out = s.backup("docs", &source);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
         stderr.contains("in use by `sluice restore` on ops-1 (pid 77)"),
         "{stderr}"
+    );
+    // Readers take no lease.
+    assert!(
+        s.sluice()
+            .args(["list", "docs"])
+            .output()
+            .unwrap()
+            .status
+            .success()
     );
 
     put_lease("2026-01-01T00:05:00Z");
