@@ -112,7 +112,7 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         "SET", "ID", "KIND", "STORED", "SOURCES"
     )?;
     for m in &manifests {
-        let sources: Vec<&str> = m.objects.iter().map(|o| o.source.as_str()).collect();
+        let sources = source_names(m);
         writeln!(
             out,
             "{:width$}  {:21}  {:11}  {:>9}  {:20}  {}",
@@ -136,6 +136,14 @@ fn entry(m: &Manifest) -> Entry<'_> {
         started_at: m.started_at.to_string(),
         finished_at: m.finished_at.to_string(),
         stored_size: m.stored_size(),
-        sources: m.objects.iter().map(|o| o.source.as_str()).collect(),
+        sources: source_names(m),
     }
+}
+
+/// The sources a backup holds, each once (a source may have several
+/// objects: its roles, its anonymized copy).
+fn source_names(m: &Manifest) -> Vec<&str> {
+    let mut names: Vec<&str> = m.objects.iter().map(|o| o.source.as_str()).collect();
+    names.dedup();
+    names
 }

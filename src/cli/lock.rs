@@ -49,10 +49,17 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             } else {
                 "expired (the next run takes it over)"
             };
-            super::print(&format!(
+            let mut text = format!(
                 "set `{name}`: lease {state}\n  holder   {h}\n  expires  {}\n",
                 h.expires
-            ))
+            );
+            if holder_is_gone(&h) {
+                text.push_str(&format!(
+                    "  note     process {} no longer runs on this host: the lease lapses at its expiry, or `sluice lock break {name}` frees the set now\n",
+                    h.pid
+                ));
+            }
+            super::print(&text)
         }
         (Action::Break { .. }, None) => super::print(&format!("set `{name}` has no lease\n")),
         (Action::Break { .. }, Some(h)) => {
@@ -62,4 +69,16 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             super::print(&format!("removed the lease of set `{name}` held by {h}\n"))
         }
     }
+}
+
+/// Whether the holder ran on this host and its process is gone.
+fn holder_is_gone(holder: &lease::Holder) -> bool {
+    let this_host = rustix::system::uname().nodename().to_string_lossy() == holder.host.as_str();
+    let pid = i32::try_from(holder.pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
+    this_host
+        && pid.is_some_and(|pid| {
+            rustix::process::test_kill_process(pid).is_err_and(|e| e == rustix::io::Errno::SRCH)
+        })
 }

@@ -92,6 +92,14 @@ fn a_developer_loads_the_anonymized_copy_and_only_that() {
     assert_eq!(objects[1]["name"], "db.anon.sql.zst.age");
     assert_eq!(objects[1]["anonymized"], true);
     assert_ne!(objects[0]["recipients"], objects[1]["recipients"]);
+    // One source, listed once, though it has two objects.
+    let list = w
+        .sluice()
+        .args(["list", "prod", "--json"])
+        .output()
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(listed[0]["sources"], serde_json::json!(["db"]));
 
     // The developer's key does not open the full copy.
     let full = w

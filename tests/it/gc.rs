@@ -266,6 +266,7 @@ fn gc_removes_the_temporary_file_of_a_backup_killed_on_file() {
     let status = stdout_of(&lock("status"));
     assert!(status.contains("lease held"), "{status}");
     assert!(status.contains("`sluice backup` on"), "{status}");
+    assert!(status.contains("no longer runs on this host"), "{status}");
     stdout_of(&lock("break"));
     assert!(stdout_of(&lock("status")).contains("is free"));
 
