@@ -14,6 +14,8 @@ missing=()
 for tool in age zstd; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
+# systemd-analyze checks the units `sluice schedule` writes.
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         echo "test.sh: installing ${missing[*]}" >&2

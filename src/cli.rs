@@ -11,6 +11,7 @@ mod list;
 mod lock;
 mod prune;
 mod restore;
+mod schedule;
 mod show;
 mod verify;
 
@@ -76,6 +77,7 @@ enum Command {
     Prune(prune::Args),
     Gc(gc::Args),
     Lock(lock::Args),
+    Schedule(schedule::Args),
     Keygen(keygen::Args),
     Anonymize(anonymize::Args),
 }
@@ -116,9 +118,11 @@ pub fn init_logging(cli: &Cli) {
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<()> {
-    let (config, _) = Config::discover(cli.config.as_deref()).map_err(sluice::Error::from)?;
+    let (config, config_path) =
+        Config::discover(cli.config.as_deref()).map_err(sluice::Error::from)?;
     let context = Context {
         config,
+        config_path,
         store: cli.store,
     };
     match cli.command {
@@ -131,6 +135,7 @@ pub async fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<()> {
         Command::Prune(args) => prune::run(&context, args, cancel).await,
         Command::Gc(args) => gc::run(&context, args).await,
         Command::Lock(args) => lock::run(&context, args).await,
+        Command::Schedule(args) => schedule::run(&context, args),
         Command::Keygen(args) => keygen::run(args),
         Command::Anonymize(args) => anonymize::run(args),
     }
@@ -174,6 +179,8 @@ fn print(text: &str) -> anyhow::Result<()> {
 /// The config and the global flags, for subcommands.
 struct Context {
     config: Config,
+    /// The config file read, if any.
+    config_path: Option<PathBuf>,
     store: Option<String>,
 }
 

@@ -337,6 +337,14 @@ pub struct SetConfig {
     /// Overrides the top-level `retention` as a whole.
     #[serde(default)]
     pub retention: Option<Retention>,
+    /// When to back the set up: a 5-field cron expression (`"30 2 * * *"`),
+    /// for `sluice schedule`.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// The time zone of `schedule` (an IANA name, `"Europe/Berlin"`); UTC
+    /// by default.
+    #[serde(default)]
+    pub timezone: Option<String>,
     /// The sources, backed up and restored in this order.
     #[serde(default)]
     pub sources: Vec<Source>,
@@ -368,6 +376,10 @@ pub struct SetPlan {
     pub sources: Vec<Source>,
     /// Which backups `prune` keeps; none means all of them.
     pub retention: Option<Retention>,
+    /// The set's cron schedule, if any.
+    pub schedule: Option<String>,
+    /// The schedule's time zone; UTC when none.
+    pub timezone: Option<String>,
     /// Whether the config file defines the set.
     pub configured: bool,
 }
@@ -485,6 +497,8 @@ impl Config {
             compression: set.compression.or(self.compression).unwrap_or_default(),
             sources,
             retention: set.retention.or_else(|| self.retention.clone()),
+            schedule: set.schedule,
+            timezone: set.timezone,
             configured: configured.is_some(),
         })
     }

@@ -47,6 +47,7 @@ pub mod partial_file;
 pub mod pipeline;
 pub mod restore;
 pub mod retention;
+pub mod schedule;
 pub mod source;
 pub mod store;
 pub mod verify;

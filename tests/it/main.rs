@@ -21,6 +21,7 @@ mod mysql;
 mod postgres;
 mod prune;
 mod s3_store;
+mod schedule;
 mod selection;
 mod tar_safety;
 mod verify;

@@ -1,0 +1,102 @@
+//! `sluice schedule`: a set's cron expression becomes a systemd service and
+//! timer that `systemd-analyze verify` accepts, with the exact
+//! `OnCalendar=`; what has no exact equivalent is refused.
+
+use std::{fs, process::Command};
+
+use crate::support::{World, stdout_of};
+
+fn world(schedule: &str) -> World {
+    let w = World::new();
+    fs::write(
+        w.path("sluice.toml"),
+        format!(
+            "[store]\nurl = \"{}\"\n[keys]\nrecipients = [\"{}\"]\n[sets.prod]\n{schedule}\n[[sets.prod.sources]]\nname = \"db\"\nkind = \"command\"\nbackup = [\"echo\", \"x\"]\n",
+            w.store_url(),
+            w.recipient
+        ),
+    )
+    .unwrap();
+    w
+}
+
+#[test]
+fn installed_units_pass_systemd_analyze_verify() {
+    let w = world("schedule = \"30 2 * * 1-5\"\ntimezone = \"Europe/Berlin\"");
+    let printed = stdout_of(
+        &w.sluice()
+            .args(["--config", "sluice.toml", "schedule", "print", "prod"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        printed.contains("OnCalendar=Mon,Tue,Wed,Thu,Fri *-*-* 02:30:00 Europe/Berlin"),
+        "{printed}"
+    );
+    assert!(printed.contains("Persistent=true"), "{printed}");
+    assert!(
+        printed.contains(&format!("ReadWritePaths={}", w.path("store").display())),
+        "{printed}"
+    );
+
+    fs::create_dir(w.path("units")).unwrap();
+    stdout_of(
+        &w.sluice()
+            .args([
+                "--config",
+                "sluice.toml",
+                "schedule",
+                "install",
+                "prod",
+                "--dir",
+                "units",
+            ])
+            .output()
+            .unwrap(),
+    );
+    let verify = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(w.path("units/sluice-backup-prod.service"))
+        .arg(w.path("units/sluice-backup-prod.timer"))
+        .output()
+        .expect("systemd-analyze runs (apt-get install systemd)");
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let service = fs::read_to_string(w.path("units/sluice-backup-prod.service")).unwrap();
+    let exec = service
+        .lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .unwrap();
+    assert!(exec.ends_with("sluice.toml backup prod"), "{exec}");
+    let binary = exec["ExecStart=".len()..].split(' ').next().unwrap();
+    assert!(std::path::Path::new(binary).is_file(), "{exec}");
+}
+
+#[test]
+fn a_schedule_without_an_exact_timer_is_refused() {
+    let w = world("schedule = \"0 2 1 * 1\"");
+    let out = w
+        .sluice()
+        .args(["--config", "sluice.toml", "schedule", "print", "prod"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("which cron joins with OR"), "{stderr}");
+}
+
+#[test]
+fn a_set_without_a_schedule_says_how_to_add_one() {
+    let w = world("");
+    let out = w
+        .sluice()
+        .args(["--config", "sluice.toml", "schedule", "print", "prod"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("has no `schedule`"), "{stderr}");
+}
