@@ -189,6 +189,10 @@ fn default_stall_timeout() -> Duration {
     Duration::from_secs(600)
 }
 
+fn default_hook_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+
 fn default_lease_ttl() -> Duration {
     Duration::from_secs(300)
 }
@@ -345,6 +349,18 @@ pub struct SetConfig {
     /// by default.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// A command run before the backup (argv, no shell); if it fails, the
+    /// dump is skipped and the backup fails.
+    #[serde(default, deserialize_with = "env_strings")]
+    pub before: Vec<String>,
+    /// A command run after the backup, whatever its outcome, with
+    /// `SLUICE_OUTCOME` (`success` or `failure`), `SLUICE_SET` and
+    /// `SLUICE_BACKUP_ID` in its environment.
+    #[serde(default, deserialize_with = "env_strings")]
+    pub after: Vec<String>,
+    /// How long each hook may run before it is killed (`"5m"`).
+    #[serde(default = "default_hook_timeout", deserialize_with = "duration")]
+    pub hook_timeout: Duration,
     /// The sources, backed up and restored in this order.
     #[serde(default)]
     pub sources: Vec<Source>,
@@ -380,6 +396,12 @@ pub struct SetPlan {
     pub schedule: Option<String>,
     /// The schedule's time zone; UTC when none.
     pub timezone: Option<String>,
+    /// The `before` hook (empty for none).
+    pub before: Vec<String>,
+    /// The `after` hook (empty for none).
+    pub after: Vec<String>,
+    /// Each hook's time limit.
+    pub hook_timeout: Duration,
     /// Whether the config file defines the set.
     pub configured: bool,
 }
@@ -499,6 +521,9 @@ impl Config {
             retention: set.retention.or_else(|| self.retention.clone()),
             schedule: set.schedule,
             timezone: set.timezone,
+            before: set.before,
+            after: set.after,
+            hook_timeout: set.hook_timeout,
             configured: configured.is_some(),
         })
     }

@@ -41,6 +41,7 @@ pub mod catalog;
 mod child;
 pub mod config;
 pub mod error;
+pub mod hooks;
 pub mod keys;
 pub mod lease;
 pub mod partial_file;

@@ -6,6 +6,7 @@ use sluice::{
     Cancel, backup,
     catalog::Manifest,
     config::{ConfigError, Overrides, SetPlan},
+    hooks,
     source::Source,
 };
 
@@ -73,15 +74,81 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     set.require_sources(&known).map_err(sluice::Error::from)?;
     let (note, json, set) = (args.note, args.json, &set);
     super::with_lease(set, "backup", |lease| async move {
+        if let Err(e) = hook(set, "before", &set.before, &[], cancel).await {
+            let outcome = anyhow::Error::from(e).context("the dump was skipped");
+            run_after(set, None).await;
+            return Err(outcome);
+        }
         let options = backup::Options {
             lease: Some(lease),
             note,
             ..backup::Options::default()
         };
-        let manifest = backup::run(set, &options, cancel).await?;
-        report(set, &manifest, json, cancel).await
+        let outcome = match backup::run(set, &options, cancel).await {
+            Ok(manifest) => report(set, &manifest, json, cancel)
+                .await
+                .map(|()| manifest),
+            Err(e) => Err(e.into()),
+        };
+        let made = outcome.as_ref().ok().map(|m| m.id.to_string());
+        let after_failed = run_after(set, made.as_deref()).await;
+        match (outcome, after_failed) {
+            (Err(e), _) => Err(e),
+            (Ok(m), true) => Err(anyhow::anyhow!(
+                "backup `{}@{}` is committed, but the after hook failed (see above)",
+                m.set,
+                m.id
+            )),
+            (Ok(_), false) => Ok(()),
+        }
     })
     .await
+}
+
+/// Runs one hook of the set, if it has one, on a blocking thread.
+async fn hook(
+    set: &SetPlan,
+    which: &'static str,
+    argv: &[String],
+    env: &[(String, String)],
+    cancel: &Cancel,
+) -> Result<(), hooks::HookError> {
+    if argv.is_empty() {
+        return Ok(());
+    }
+    let (argv, env, limit, cancel) = (
+        argv.to_vec(),
+        env.to_vec(),
+        set.hook_timeout,
+        cancel.clone(),
+    );
+    tokio::task::spawn_blocking(move || hooks::run(which, &argv, &env, limit, &cancel))
+        .await
+        .expect("hook runner panicked")
+}
+
+/// Runs the `after` hook with the outcome in its environment; says whether
+/// it failed (its error is logged).
+async fn run_after(set: &SetPlan, made: Option<&str>) -> bool {
+    let mut env = vec![
+        (
+            "SLUICE_OUTCOME".to_owned(),
+            if made.is_some() { "success" } else { "failure" }.to_owned(),
+        ),
+        ("SLUICE_SET".to_owned(), set.name.clone()),
+    ];
+    if let Some(id) = made {
+        env.push(("SLUICE_BACKUP_ID".to_owned(), id.to_owned()));
+    }
+    // Not stopped by the run's Ctrl-C: it is what reports the outcome (its
+    // time limit still holds).
+    match hook(set, "after", &set.after, &env, &Cancel::new()).await {
+        Ok(()) => false,
+        Err(e) => {
+            tracing::error!("{e}");
+            true
+        }
+    }
 }
 
 /// Prints the backup, then prunes the set when it has retention (under

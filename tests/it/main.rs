@@ -12,6 +12,7 @@ mod config_file;
 mod drill;
 mod files_round_trip;
 mod gc;
+mod hooks;
 mod integrity;
 mod interop;
 mod interrupt;
