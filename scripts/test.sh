@@ -27,13 +27,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-# moto, pinned, in .venv: the S3 server for what s3s-fs lacks
-# (ListMultipartUploads); tests/it/support/moto.rs starts it.
+# Pinned, in .venv: moto, the S3 server for what s3s-fs lacks
+# (ListMultipartUploads; tests/it/support/moto.rs starts it), and
+# prometheus-client, whose parser checks the metrics textfile.
 moto_version=5.2.5
-if ! .venv/bin/python -c "import moto, moto.server, sys; sys.exit(moto.__version__ != '$moto_version')" 2>/dev/null; then
-    echo "test.sh: installing moto $moto_version into .venv" >&2
+prometheus_client_version=0.26.0
+if ! .venv/bin/python -c "import moto, moto.server, prometheus_client, sys; from importlib.metadata import version; sys.exit(moto.__version__ != '$moto_version' or version('prometheus-client') != '$prometheus_client_version')" 2>/dev/null; then
+    echo "test.sh: installing moto $moto_version and prometheus-client $prometheus_client_version into .venv" >&2
     python3 -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$moto_version"
+    .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$moto_version" "prometheus-client==$prometheus_client_version"
 fi
 export SLUICE_TEST_MOTO_PYTHON="$PWD/.venv/bin/python"
 

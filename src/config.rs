@@ -361,6 +361,10 @@ pub struct SetConfig {
     /// How long each hook may run before it is killed (`"5m"`).
     #[serde(default = "default_hook_timeout", deserialize_with = "duration")]
     pub hook_timeout: Duration,
+    /// A Prometheus textfile each backup rewrites
+    /// (`"/var/lib/prometheus/node-exporter/sluice-prod.prom"`).
+    #[serde(default, deserialize_with = "env_opt_path")]
+    pub metrics_file: Option<PathBuf>,
     /// The sources, backed up and restored in this order.
     #[serde(default)]
     pub sources: Vec<Source>,
@@ -402,6 +406,8 @@ pub struct SetPlan {
     pub after: Vec<String>,
     /// Each hook's time limit.
     pub hook_timeout: Duration,
+    /// The Prometheus textfile, if any.
+    pub metrics_file: Option<PathBuf>,
     /// Whether the config file defines the set.
     pub configured: bool,
 }
@@ -524,6 +530,7 @@ impl Config {
             before: set.before,
             after: set.after,
             hook_timeout: set.hook_timeout,
+            metrics_file: set.metrics_file,
             configured: configured.is_some(),
         })
     }

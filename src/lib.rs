@@ -44,6 +44,7 @@ pub mod error;
 pub mod hooks;
 pub mod keys;
 pub mod lease;
+pub mod metrics;
 pub mod partial_file;
 pub mod pipeline;
 pub mod restore;

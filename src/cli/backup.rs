@@ -6,7 +6,7 @@ use sluice::{
     Cancel, backup,
     catalog::Manifest,
     config::{ConfigError, Overrides, SetPlan},
-    hooks,
+    hooks, metrics,
     source::Source,
 };
 
@@ -74,24 +74,36 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     set.require_sources(&known).map_err(sluice::Error::from)?;
     let (note, json, set) = (args.note, args.json, &set);
     super::with_lease(set, "backup", |lease| async move {
-        if let Err(e) = hook(set, "before", &set.before, &[], cancel).await {
-            let outcome = anyhow::Error::from(e).context("the dump was skipped");
-            run_after(set, None).await;
-            return Err(outcome);
-        }
-        let options = backup::Options {
-            lease: Some(lease),
-            note,
-            ..backup::Options::default()
-        };
-        let outcome = match backup::run(set, &options, cancel).await {
-            Ok(manifest) => report(set, &manifest, json, cancel)
-                .await
-                .map(|()| manifest),
-            Err(e) => Err(e.into()),
+        let started = std::time::Instant::now();
+        let outcome = match hook(set, "before", &set.before, &[], cancel).await {
+            Err(e) => Err(anyhow::Error::from(e).context("the dump was skipped")),
+            Ok(()) => {
+                let options = backup::Options {
+                    lease: Some(lease),
+                    note,
+                    ..backup::Options::default()
+                };
+                match backup::run(set, &options, cancel).await {
+                    Ok(manifest) => report(set, &manifest, json, cancel)
+                        .await
+                        .map(|()| manifest),
+                    Err(e) => Err(e.into()),
+                }
+            }
         };
         let made = outcome.as_ref().ok().map(|m| m.id.to_string());
         let after_failed = run_after(set, made.as_deref()).await;
+        if let Some(path) = &set.metrics_file {
+            let run = metrics::Run {
+                set: &set.name,
+                finished: jiff::Timestamp::now(),
+                duration: started.elapsed(),
+                manifest: outcome.as_ref().ok(),
+            };
+            if let Err(e) = metrics::write(path, &run) {
+                tracing::error!("could not write the metrics file `{}`: {e}", path.display());
+            }
+        }
         match (outcome, after_failed) {
             (Err(e), _) => Err(e),
             (Ok(m), true) => Err(anyhow::anyhow!(

@@ -18,6 +18,7 @@ mod interop;
 mod interrupt;
 mod lease;
 mod manifest_fuzz;
+mod metrics;
 mod mysql;
 mod postgres;
 mod prune;
