@@ -173,7 +173,10 @@ pub async fn acquire(
     let version = match store.create_if_absent(&key, data.clone()).await? {
         CreateOutcome::Created => {
             // A store that ignores the condition would accept this too.
-            if store.create_if_absent(&key, data.clone()).await? == CreateOutcome::Created {
+            // Other bytes, so that a retried probe can never be taken for
+            // its own earlier write.
+            let probe = Bytes::from([&data[..], b"\n"].concat());
+            if store.create_if_absent(&key, probe).await? == CreateOutcome::Created {
                 let _ = store.delete(&key).await;
                 return Err(LeaseError::NotExclusive { key });
             }
