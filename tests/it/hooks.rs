@@ -16,7 +16,7 @@ fn world(hooks: &str) -> World {
     fs::write(
         w.path("sluice.toml"),
         format!(
-            "[store]\nurl = \"{store}\"\n[keys]\nrecipients = [\"{recipient}\"]\n[sets.prod]\n{hooks}\nafter = [\"sh\", \"-c\", \"env | grep ^SLUICE_ | sort > {env}\"]\n[[sets.prod.sources]]\nname = \"db\"\nkind = \"command\"\nbackup = [\"sh\", \"-c\", \"echo dumped; touch {marker}\"]\n",
+            "[store]\nurl = \"{store}\"\n[keys]\nrecipients = [\"{recipient}\"]\n[sets.prod]\n{hooks}\nafter = [\"sh\", \"-c\", \"env | grep -E '^SLUICE_(OUTCOME|SET|BACKUP_ID)=' | sort > {env}\"]\n[[sets.prod.sources]]\nname = \"db\"\nkind = \"command\"\nbackup = [\"sh\", \"-c\", \"echo dumped; touch {marker}\"]\n",
             store = w.store_url(),
             recipient = w.recipient,
             env = w.path("after.env").display(),
