@@ -140,6 +140,10 @@ pub async fn break_lease(store: &dyn Store, set: &str) -> Result<(), LeaseError>
     Ok(store.delete(&key(set)).await?)
 }
 
+fn encode(holder: &Holder) -> Bytes {
+    Bytes::from(serde_json::to_vec_pretty(holder).expect("leases serialize"))
+}
+
 fn parse(set: &str, data: &[u8]) -> Result<Holder, LeaseError> {
     serde_json::from_slice(data).map_err(|e| LeaseError::Unreadable {
         set: set.to_owned(),
@@ -169,7 +173,7 @@ pub async fn acquire(
         since: now,
         expires: expiry(now, ttl),
     };
-    let data = Bytes::from(serde_json::to_vec_pretty(&holder).expect("leases serialize"));
+    let data = encode(&holder);
     let version = match store.create_if_absent(&key, data.clone()).await? {
         CreateOutcome::Created => {
             // A store that ignores the condition would accept this too.
@@ -263,7 +267,7 @@ async fn renew(
             expires,
             ..holder.clone()
         };
-        let data = Bytes::from(serde_json::to_vec_pretty(&renewed).expect("leases serialize"));
+        let data = encode(&renewed);
         let current = version.lock().expect("lease version poisoned").clone();
         match store.replace_if_match(&key, data, &current).await {
             Ok(Some(new)) => {

@@ -154,6 +154,23 @@ fn remove_temp(path: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// Writes `data` to a synced temporary file and publishes it under `dest`
+/// unless something is there already.
+fn create_new(
+    root: &Path,
+    key: &str,
+    data: &[u8],
+    dest: &Path,
+) -> Result<CreateOutcome, StoreError> {
+    let (file, tmp) = temp_file(root, key)?;
+    let written = file.write_all_at(data, 0).and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err("write", &tmp)(e));
+    }
+    publish(&tmp, dest)
+}
+
 /// Publishes a synced temporary file under `dest` with a hard link; EEXIST
 /// means the object exists. The temporary name is removed either way.
 fn publish(tmp: &Path, dest: &Path) -> Result<CreateOutcome, StoreError> {
@@ -288,16 +305,7 @@ impl Store for LocalStore {
         let dest = self.path(key)?;
         let key = key.to_owned();
         let root = Arc::clone(&self.root);
-        blocking(move || {
-            let (file, tmp) = temp_file(&root, &key)?;
-            let written = file.write_all_at(&data, 0).and_then(|()| file.sync_all());
-            if let Err(e) = written {
-                let _ = fs::remove_file(&tmp);
-                return Err(io_err("write", &tmp)(e));
-            }
-            publish(&tmp, &dest)
-        })
-        .await
+        blocking(move || create_new(&root, &key, &data, &dest)).await
     }
 
     /// The version is the SHA-256 of the content.
@@ -342,13 +350,7 @@ impl Store for LocalStore {
                 return Ok(None);
             }
             let _ = fs::remove_file(&claimed);
-            let (file, tmp) = temp_file(&root, &key)?;
-            let written = file.write_all_at(&data, 0).and_then(|()| file.sync_all());
-            if let Err(e) = written {
-                let _ = fs::remove_file(&tmp);
-                return Err(io_err("write", &tmp)(e));
-            }
-            Ok(match publish(&tmp, &dest)? {
+            Ok(match create_new(&root, &key, &data, &dest)? {
                 CreateOutcome::Created => Some(content_version(&data)),
                 CreateOutcome::AlreadyExists => None,
             })

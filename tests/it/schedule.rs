@@ -75,28 +75,27 @@ fn installed_units_pass_systemd_analyze_verify() {
     assert!(std::path::Path::new(binary).is_file(), "{exec}");
 }
 
-#[test]
-fn a_schedule_without_an_exact_timer_is_refused() {
-    let w = world("schedule = \"0 2 1 * 1\"");
+/// `schedule print prod` with `set_lines`, which must fail as a usage or
+/// config error (exit 2); its stderr.
+fn print_refused(set_lines: &str) -> String {
+    let w = world(set_lines);
     let out = w
         .sluice()
         .args(["--config", "sluice.toml", "schedule", "print", "prod"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_schedule_without_an_exact_timer_is_refused() {
+    let stderr = print_refused("schedule = \"0 2 1 * 1\"");
     assert!(stderr.contains("which cron joins with OR"), "{stderr}");
 }
 
 #[test]
 fn a_set_without_a_schedule_says_how_to_add_one() {
-    let w = world("");
-    let out = w
-        .sluice()
-        .args(["--config", "sluice.toml", "schedule", "print", "prod"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = print_refused("");
     assert!(stderr.contains("has no `schedule`"), "{stderr}");
 }
