@@ -17,6 +17,7 @@ use crate::{
     keys::Recipients,
     lease::Lease,
     pipeline::{self, PipelineError, Tee, UploadSettings, Uploaded, side_branch},
+    signing::{SigningError, SigningKey, TrustedSigners},
     source::{PostgresSource, Source},
     store,
 };
@@ -66,6 +67,7 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
         parallel_parts: set.store.parallel_parts,
         stall_timeout: set.store.stall_timeout,
     };
+    let signing_key = signing_key(set, options.kind)?;
     let started_at = Timestamp::now();
     let newest = catalog::backup_ids(store.as_ref(), &set.name).await?;
     let id = BackupId::next(started_at, newest.last());
@@ -84,6 +86,15 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
     } else {
         None
     };
+    if options.kind != BackupKind::PreRestore && !newest.is_empty() {
+        warn_if_recipients_changed(
+            store.as_ref(),
+            &set.name,
+            &recipients,
+            anonymized_recipients.as_ref(),
+        )
+        .await;
+    }
     let mut objects = Vec::with_capacity(sources.len());
     let mut anonymized_failures = Vec::new();
     for source in sources {
@@ -236,6 +247,7 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
             .to_string_lossy()
             .into_owned(),
         objects,
+        seal: Default::default(),
     };
     if cancel.is_fired() {
         return Err(Error::Interrupted);
@@ -243,7 +255,7 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
     if let Some(lease) = &options.lease {
         lease.check().await?;
     }
-    catalog::commit(store.as_ref(), &manifest).await?;
+    let manifest = catalog::commit(store.as_ref(), manifest, signing_key.as_ref()).await?;
     if !anonymized_failures.is_empty() {
         return Err(Error::AnonymizedCopies {
             backup: format!("{}@{}", manifest.set, manifest.id),
@@ -251,6 +263,101 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
         });
     }
     Ok(manifest)
+}
+
+/// The key this backup signs its manifest with. A set that lists
+/// `trusted-signers` must sign with one of them, or the backup is refused
+/// before anything runs: its restores would refuse it. Without any, a
+/// backup without a key is made unsigned, with a warning. A safety backup
+/// taken by a restore is signed when the host has a key and is never
+/// refused for want of one.
+fn signing_key(set: &SetPlan, kind: BackupKind) -> Result<Option<SigningKey>, Error> {
+    let trusted = TrustedSigners::parse(&set.keys.trusted_signers)?;
+    let safety = kind == BackupKind::PreRestore;
+    let Some(path) = &set.keys.signing_key else {
+        if safety {
+            tracing::warn!(
+                "this host has no signing key, so the safety backup is unsigned: restoring it will need --allow-unsigned"
+            );
+        } else if trusted.is_empty() {
+            tracing::warn!(
+                "set `{}` has no signing key, so this backup is UNSIGNED and restoring it will need --allow-unsigned: make a key with `sluice keygen --signing -o /etc/sluice/signing.key`, give it with `signing-key` under [keys] (or SLUICE_SIGNING_KEY_FILE), and list its public key in the restore hosts' trusted-signers",
+                set.name
+            );
+        } else {
+            return Err(SigningError::NoSigningKey {
+                set: set.name.clone(),
+            }
+            .into());
+        }
+        return Ok(None);
+    };
+    let key = SigningKey::load(path)?;
+    if !trusted.is_empty() && !trusted.contains(key.signer()) {
+        let refusal = SigningError::KeyNotTrusted {
+            set: set.name.clone(),
+            path: path.clone(),
+            signer: key.signer().to_string(),
+        };
+        if !safety {
+            return Err(refusal.into());
+        }
+        tracing::warn!("the safety backup is signed, but: {refusal}");
+    }
+    Ok(Some(key))
+}
+
+/// Warns when the recipients differ from those of the set's previous
+/// backup (pre-restore safety copies aside): whoever holds an added key can
+/// open this backup and every later one.
+async fn warn_if_recipients_changed(
+    store: &dyn store::Store,
+    set: &str,
+    full: &Recipients,
+    anonymized: Option<&Recipients>,
+) {
+    use std::collections::BTreeSet;
+    let previous = match catalog::latest_where(store, set, |_| true).await {
+        Ok(previous) => previous,
+        Err(e) => {
+            tracing::debug!("no previous backup to compare recipients with: {e}");
+            return;
+        }
+    };
+    let before = |anonymized: bool| -> BTreeSet<&str> {
+        previous
+            .objects
+            .iter()
+            .filter(|o| o.anonymized == anonymized)
+            .flat_map(|o| o.recipients.iter().map(String::as_str))
+            .collect()
+    };
+    let copies = [
+        ("full copies", false, Some(full)),
+        ("anonymized copies", true, anonymized),
+    ];
+    for (what, anonymized, now) in copies {
+        let (before, Some(now)) = (before(anonymized), now) else {
+            continue;
+        };
+        let now: BTreeSet<&str> = now.fingerprints().iter().map(String::as_str).collect();
+        if before.is_empty() || before == now {
+            continue;
+        }
+        let list = |keys: Vec<&&str>| {
+            if keys.is_empty() {
+                "none".to_owned()
+            } else {
+                keys.iter().map(|k| **k).collect::<Vec<_>>().join(", ")
+            }
+        };
+        tracing::warn!(
+            "the recipients of set `{set}`'s {what} changed since its previous backup {set}@{}: added {}; removed {}. Whoever holds an added key can open this backup and every later one: if nobody meant to change them, check the config (`sluice show` lists each backup's recipients)",
+            previous.id,
+            list(now.difference(&before).collect()),
+            list(before.difference(&now).collect()),
+        );
+    }
 }
 
 /// Stores a PostgreSQL source's roles and tablespaces

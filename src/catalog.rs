@@ -15,7 +15,10 @@ use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{CreateOutcome, Store, StoreError};
+use crate::{
+    signing::{Seal, SigningKey},
+    store::{CreateOutcome, Store, StoreError},
+};
 
 /// The manifest format this version writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -342,6 +345,12 @@ pub struct Manifest {
     pub host: String,
     /// One record per stored object.
     pub objects: Vec<ObjectRecord>,
+    /// Its signature, checked against its content when it was read
+    /// ([`Manifest::from_json`]) and set when it was committed. Stored as
+    /// the manifest's `signature` field, which is not part of what is
+    /// signed; never read from JSON any other way.
+    #[serde(skip)]
+    pub seal: Seal,
 }
 
 impl Manifest {
@@ -362,26 +371,45 @@ impl Manifest {
 
     /// Parses and checks a manifest read from `key`. Untrusted input: any
     /// bytes give a manifest that is internally consistent, or an error.
+    /// Its signature is checked against the same parsed value the manifest
+    /// is built from (see [`Seal`]); whether its signer is trusted is for
+    /// the caller to decide ([`crate::signing::Policy`]).
     pub fn from_json(key: &str, bytes: &[u8]) -> Result<Self, CatalogError> {
         let bad = |reason: String| CatalogError::BadManifest {
             key: key.to_owned(),
             reason,
         };
-        #[derive(Deserialize)]
-        struct Version {
-            format_version: u32,
-        }
-        let version: Version = serde_json::from_slice(bytes)
-            .map_err(|e| bad(format!("not a sluice manifest ({e})")))?;
-        if version.format_version != FORMAT_VERSION {
+        let not_ours = |e: &dyn fmt::Display| bad(format!("not a sluice manifest ({e})"));
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| not_ours(&e))?;
+        let serde_json::Value::Object(mut fields) = value else {
+            return Err(not_ours(&"not a JSON object"));
+        };
+        let version = fields
+            .get("format_version")
+            .ok_or_else(|| not_ours(&"it has no format_version"))?;
+        if version.as_u64() != Some(FORMAT_VERSION.into()) {
             return Err(bad(format!(
-                "it has format version {}, and this sluice reads version {FORMAT_VERSION}; use a sluice release that reads it",
-                version.format_version
+                "it has format version {version}, and this sluice reads version {FORMAT_VERSION}; use a sluice release that reads it"
             )));
         }
-        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        let seal = Seal::open(&mut fields);
+        let mut manifest = Manifest::deserialize(serde_json::Value::Object(fields))
+            .map_err(|e| bad(e.to_string()))?;
         manifest.check().map_err(bad)?;
+        manifest.seal = seal;
         Ok(manifest)
+    }
+
+    /// The manifest as stored: its fields, then its signature if it has
+    /// one.
+    pub fn to_stored_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).expect("manifests serialize");
+        if let (serde_json::Value::Object(fields), Some(signature)) =
+            (&mut value, self.seal.stored())
+        {
+            fields.insert("signature".to_owned(), signature);
+        }
+        value
     }
 
     fn check(&self) -> Result<(), String> {
@@ -439,14 +467,29 @@ pub fn object_key(set: &str, id: &BackupId, name: &str) -> String {
     format!("{set}/{id}/{name}")
 }
 
-/// Writes the manifest, last and only if absent: the backup's commit point.
-pub async fn commit(store: &dyn Store, manifest: &Manifest) -> Result<(), CatalogError> {
-    let json = serde_json::to_vec_pretty(manifest).expect("manifests serialize");
+/// Writes the manifest, last and only if absent: the backup's commit
+/// point. Signed with `key` when one is given; returns the manifest as
+/// committed (with its seal).
+pub async fn commit(
+    store: &dyn Store,
+    mut manifest: Manifest,
+    key: Option<&SigningKey>,
+) -> Result<Manifest, CatalogError> {
+    let serde_json::Value::Object(mut fields) =
+        serde_json::to_value(&manifest).expect("manifests serialize")
+    else {
+        unreachable!("a manifest serializes to a JSON object")
+    };
+    manifest.seal = match key {
+        Some(key) => Seal::sign(&mut fields, key),
+        None => Seal::Unsigned,
+    };
+    let json = serde_json::to_vec_pretty(&fields).expect("JSON values serialize");
     match store
         .create_if_absent(&manifest.key(), Bytes::from(json))
         .await?
     {
-        CreateOutcome::Created => Ok(()),
+        CreateOutcome::Created => Ok(manifest),
         CreateOutcome::AlreadyExists => Err(CatalogError::Duplicate {
             set: manifest.set.clone(),
             id: manifest.id.to_string(),
@@ -641,6 +684,7 @@ pub async fn latest_where(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signing::{Policy, SigningError, TrustedSigners};
 
     #[test]
     fn an_id_tells_when_its_backup_started() {
@@ -678,6 +722,7 @@ mod tests {
             finished_at: "2026-11-22T01:00:05Z".parse().unwrap(),
             sluice_version: "0.1.0".into(),
             host: "db1".into(),
+            seal: Seal::Unsigned,
             objects: vec![ObjectRecord {
                 source: "db".into(),
                 source_kind: "command".into(),
@@ -750,6 +795,78 @@ mod tests {
         assert!(err.to_string().contains("format version 99"), "{err}");
 
         assert!(Manifest::from_json("k", b"{").is_err());
+    }
+
+    fn signing_key(dir: &std::path::Path, name: &str) -> SigningKey {
+        let path = dir.join(name);
+        crate::signing::write_key(&path, &crate::signing::generate()).unwrap();
+        SigningKey::load(&path).unwrap()
+    }
+
+    fn policy(trusted: &[&SigningKey], allow_unsigned: bool) -> Policy {
+        Policy {
+            trusted: TrustedSigners::parse(
+                &trusted
+                    .iter()
+                    .map(|k| k.signer().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap(),
+            allow_unsigned,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_committed_manifest_reads_back_signed_and_any_edit_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().display());
+        let store = crate::store::open(&crate::config::StoreConfig::new(url))
+            .await
+            .unwrap();
+        let keys = tempfile::tempdir().unwrap();
+        let (key, other) = (signing_key(keys.path(), "a"), signing_key(keys.path(), "b"));
+        let committed = commit(store.as_ref(), sample(), Some(&key)).await.unwrap();
+        let read = load(store.as_ref(), "prod", &committed.id).await.unwrap();
+        assert_eq!(read, committed);
+        assert!(matches!(read.seal, Seal::Signed { signer, .. } if signer == *key.signer()));
+        assert_eq!(
+            read.to_stored_json()["signature"]["signer"],
+            key.signer().to_string()
+        );
+        policy(&[&key], false).check(&read).unwrap();
+        policy(&[&other, &key], false).check(&read).unwrap();
+        let err = policy(&[&other], false).check(&read).unwrap_err();
+        assert!(matches!(err, SigningError::Untrusted { .. }), "{err}");
+        policy(&[&other], true).check(&read).unwrap();
+
+        let path = dir
+            .path()
+            .join("prod")
+            .join(committed.id.as_str())
+            .join(MANIFEST_NAME);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace(&"c".repeat(64), &"e".repeat(64))).unwrap();
+        let altered = load(store.as_ref(), "prod", &committed.id).await.unwrap();
+        assert_eq!(altered.objects[0].parts[1], "e".repeat(64));
+        let err = policy(&[&key], true)
+            .check(&altered)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("changed after it was signed"), "{err}");
+        assert!(err.contains(&key.signer().to_string()), "{err}");
+    }
+
+    #[test]
+    fn an_unsigned_manifest_is_used_only_when_allowed() {
+        let keys = tempfile::tempdir().unwrap();
+        let key = signing_key(keys.path(), "a");
+        let m = Manifest::from_json("k", &serde_json::to_vec(&sample()).unwrap()).unwrap();
+        assert_eq!(m.seal, Seal::Unsigned);
+        let err = policy(&[&key], false).check(&m).unwrap_err().to_string();
+        assert!(err.contains("prod@20261122T010000Z-3fa9"), "{err}");
+        assert!(err.contains("--allow-unsigned"), "{err}");
+        policy(&[&key], true).check(&m).unwrap();
+        assert!(m.to_stored_json().get("signature").is_none());
     }
 
     #[test]

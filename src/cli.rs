@@ -22,6 +22,7 @@ use sluice::{
     Cancel,
     config::{Config, Overrides, SetPlan},
     lease::{self, Lease},
+    signing::{Policy, TrustedSigners},
     store,
 };
 use tracing_subscriber::EnvFilter;
@@ -93,6 +94,48 @@ struct IdentityArgs {
         value_name = "FILE"
     )]
     identities: Vec<PathBuf>,
+}
+
+/// Whose signatures a command that reads backups accepts.
+#[derive(Debug, clap::Args)]
+struct TrustArgs {
+    /// Accept backups signed by this public key (sluicesign1…) instead of the configured trusted-signers (repeatable; comma-separated in the variable)
+    #[arg(
+        long = "trusted-signer",
+        env = "SLUICE_TRUSTED_SIGNERS",
+        value_name = "KEY",
+        value_delimiter = ','
+    )]
+    trusted_signers: Vec<String>,
+}
+
+/// Which backups a command that uses their contents accepts.
+#[derive(Debug, clap::Args)]
+struct SignatureArgs {
+    #[command(flatten)]
+    trust: TrustArgs,
+
+    /// Use a backup that is unsigned, or signed by a key that is not trusted, with a warning: one made before sluice signed backups, or by a host without a signing key. A manifest changed after it was signed is still refused
+    #[arg(long)]
+    allow_unsigned: bool,
+}
+
+impl SignatureArgs {
+    /// The flags' part of the set's overrides.
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            trusted_signers: self.trust.trusted_signers.clone(),
+            ..Overrides::default()
+        }
+    }
+
+    /// What the set (with these flags applied) accepts.
+    fn policy(&self, set: &SetPlan) -> Result<Policy, sluice::Error> {
+        Ok(Policy {
+            trusted: TrustedSigners::parse(&set.keys.trusted_signers)?,
+            allow_unsigned: self.allow_unsigned,
+        })
+    }
 }
 
 /// Sets up logging on stderr: info by default, `-q` errors only, `-v` debug;

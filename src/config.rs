@@ -240,6 +240,16 @@ pub struct KeysConfig {
     /// never open full copies.
     #[serde(default, deserialize_with = "env_strings")]
     pub anonymized_recipients: Vec<String>,
+    /// The file holding this host's signing key (`sluice keygen
+    /// --signing`): `backup` signs every manifest with it, and `restore`
+    /// its safety backups. A path, not the key; relative to the config
+    /// file's directory.
+    #[serde(default, deserialize_with = "env_opt_path")]
+    pub signing_key: Option<PathBuf>,
+    /// Public keys (`sluicesign1…`) whose signatures `restore`, `fetch` and
+    /// `verify` accept; several while a signing key is being replaced.
+    #[serde(default, deserialize_with = "env_strings")]
+    pub trusted_signers: Vec<String>,
 }
 
 /// `[compression]`: zstd settings.
@@ -379,6 +389,12 @@ pub struct Overrides {
     pub recipients: Vec<String>,
     /// `--source NAME=KIND:ARG`, repeatable; replaces the configured sources.
     pub sources: Vec<Source>,
+    /// `--signing-key FILE` (or `SLUICE_SIGNING_KEY_FILE`); replaces the
+    /// configured one.
+    pub signing_key: Option<PathBuf>,
+    /// `--trusted-signer KEY`, repeatable (or `SLUICE_TRUSTED_SIGNERS`);
+    /// replaces the configured list.
+    pub trusted_signers: Vec<String>,
 }
 
 /// Everything a command needs about one set, config and flags merged.
@@ -443,6 +459,14 @@ impl Config {
                 source.resolve_paths(base);
             }
         }
+        let keys = config.sets.values_mut().filter_map(|s| s.keys.as_mut());
+        for keys in config.keys.iter_mut().chain(keys) {
+            if let Some(key) = &mut keys.signing_key
+                && key.is_relative()
+            {
+                *key = base.join(&*key);
+            }
+        }
         Ok(config)
     }
 
@@ -460,6 +484,19 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some(retention) = &self.retention {
             retention.validate("the top-level retention")?;
+        }
+        let keys = self
+            .sets
+            .iter()
+            .filter_map(|(name, s)| s.keys.as_ref().map(|k| (format!("[sets.{name}.keys]"), k)));
+        for (section, keys) in self
+            .keys
+            .iter()
+            .map(|k| ("[keys]".to_owned(), k))
+            .chain(keys)
+        {
+            crate::signing::TrustedSigners::parse(&keys.trusted_signers)
+                .map_err(|e| ConfigError::Invalid(format!("trusted-signers in {section}: {e}")))?;
         }
         for (name, set) in &self.sets {
             validate_set_name(name).map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -505,6 +542,12 @@ impl Config {
         let mut keys = set.keys.or_else(|| self.keys.clone()).unwrap_or_default();
         if !overrides.recipients.is_empty() {
             keys.recipients = overrides.recipients.clone();
+        }
+        if let Some(path) = &overrides.signing_key {
+            keys.signing_key = Some(path.clone());
+        }
+        if !overrides.trusted_signers.is_empty() {
+            keys.trusted_signers = overrides.trusted_signers.clone();
         }
         let mut names = std::collections::BTreeSet::new();
         if let Some(duplicate) = overrides.sources.iter().find(|s| !names.insert(s.name())) {
@@ -861,12 +904,49 @@ mod tests {
             store: Some("file:///elsewhere".into()),
             recipients: vec!["age1other".into()],
             sources: vec![Source::from_flag("docs=files:/srv/docs").unwrap()],
+            ..Overrides::default()
         };
         let set = config.set("prod", &overrides).unwrap();
         assert_eq!(set.store.url, "file:///elsewhere");
         assert_eq!(set.store.part_size, ByteSize(8 << 20));
         assert_eq!(set.keys.recipients, ["age1other"]);
         assert_eq!(set.sources[0].name(), "docs");
+    }
+
+    #[test]
+    fn signing_keys_resolve_beside_the_config_and_signers_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        let signer = crate::signing::generate().signer.to_string();
+        std::fs::write(
+            &path,
+            format!(
+                "[store]\nurl = \"file:///x\"\n[keys]\nsigning-key = \"signing.key\"\ntrusted-signers = [\"{signer}\"]\n[sets.prod.keys]\nsigning-key = \"/etc/sluice/prod.key\"\n"
+            ),
+        )
+        .unwrap();
+        let config = Config::load(&path).unwrap();
+        let docs = config.set("docs", &Overrides::default()).unwrap();
+        assert_eq!(docs.keys.signing_key, Some(dir.path().join("signing.key")));
+        assert_eq!(docs.keys.trusted_signers, [signer]);
+        // A set's [keys] replaces the top-level one as a whole.
+        let prod = config.set("prod", &Overrides::default()).unwrap();
+        assert_eq!(prod.keys.signing_key, Some("/etc/sluice/prod.key".into()));
+        assert!(prod.keys.trusted_signers.is_empty());
+        let flags = Overrides {
+            signing_key: Some("other.key".into()),
+            trusted_signers: vec!["sluicesign1other".into()],
+            ..Overrides::default()
+        };
+        let docs = config.set("docs", &flags).unwrap();
+        assert_eq!(docs.keys.signing_key, Some("other.key".into()));
+        assert_eq!(docs.keys.trusted_signers, ["sluicesign1other"]);
+
+        let err = Config::parse("t.toml", "[sets.a.keys]\ntrusted-signers = [\"age1abc\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trusted-signers in [sets.a.keys]"), "{err}");
+        assert!(err.contains("sluicesign1"), "{err}");
     }
 
     #[test]

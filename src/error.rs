@@ -3,7 +3,7 @@
 
 use crate::{
     anonymize, catalog::CatalogError, config::ConfigError, keys::KeyError, lease::LeaseError,
-    pipeline::PipelineError, restore::RestoreError, store::StoreError,
+    pipeline::PipelineError, restore::RestoreError, signing::SigningError, store::StoreError,
 };
 
 /// Anything that can make a sluice command fail.
@@ -24,6 +24,10 @@ pub enum Error {
     /// A backup or manifest could not be found or read.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// A signing key could not be used, or a backup's signature was not
+    /// accepted.
+    #[error(transparent)]
+    Signing(#[from] SigningError),
     /// The set's lease is held by another run, or was lost.
     #[error(transparent)]
     Lease(#[from] LeaseError),
@@ -71,6 +75,7 @@ impl Error {
             Error::Lease(LeaseError::Held { .. }) => 3,
             Error::Config(_) => 2,
             Error::Keys(_) => 2,
+            Error::Signing(e) if !e.is_refusal() => 2,
             Error::Store(StoreError::InvalidUrl { .. } | StoreError::MissingRoot { .. }) => 2,
             Error::Restore(
                 RestoreError::UnknownSource { .. }

@@ -298,19 +298,21 @@ pub fn generate() -> NewKey {
 
 /// Writes a new identity file with mode 0600; never overwrites a file.
 pub fn write_identity(path: &Path, key: &NewKey) -> Result<(), KeyError> {
-    let err = |source| KeyError::WriteIdentity {
+    create_private(path, key.identity_file.as_bytes()).map_err(|source| KeyError::WriteIdentity {
         path: path.to_owned(),
         source,
-    };
+    })
+}
+
+/// Creates `path` with mode 0600 holding `contents` (a secret key), synced
+/// to disk; fails if the file exists.
+pub(crate) fn create_private(path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-        .map_err(err)?;
-    file.write_all(key.identity_file.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(err)
+        .open(path)?;
+    file.write_all(contents).and_then(|()| file.sync_all())
 }
 
 #[cfg(test)]

@@ -50,6 +50,7 @@ pub mod pipeline;
 pub mod restore;
 pub mod retention;
 pub mod schedule;
+pub mod signing;
 pub mod source;
 pub mod store;
 pub mod verify;

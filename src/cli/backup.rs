@@ -25,6 +25,13 @@ use super::Context;
 /// the 16 MiB default caps an object at about 156 GiB: raise `part-size`.
 /// A run that reads and stores nothing for `stall-timeout` (10m) fails.
 ///
+/// The manifest is signed with the host's signing key (`signing-key` under
+/// [keys], SLUICE_SIGNING_KEY_FILE or --signing-key; make one with
+/// `sluice keygen --signing`), which restores check against their
+/// trusted-signers. Without a key the backup is unsigned, with a warning,
+/// and restoring it needs --allow-unsigned; a set that lists trusted-signers
+/// refuses to back up without one of them.
+///
 /// A set with `retention` is pruned after each successful backup (see
 /// `sluice prune --help`). The new backup is never removed; if the prune
 /// fails, the backup stays committed, its SET@ID is still printed, and the
@@ -43,6 +50,10 @@ pub struct Args {
     /// Encrypt to this public key (age1…, ssh-ed25519 …, ssh-rsa …) instead of the configured recipients (repeatable)
     #[arg(short = 'r', long = "recipient", value_name = "KEY")]
     recipients: Vec<String>,
+
+    /// Sign the manifest with this key (from `sluice keygen --signing`) instead of the configured signing-key
+    #[arg(long, env = "SLUICE_SIGNING_KEY_FILE", value_name = "FILE")]
+    signing_key: Option<std::path::PathBuf>,
 
     /// A note kept with the backup and shown by `list`, e.g. "before the v2 migration"
     #[arg(long)]
@@ -67,6 +78,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
         Overrides {
             recipients: args.recipients,
             sources,
+            signing_key: args.signing_key,
             ..Overrides::default()
         },
     )?;
@@ -173,7 +185,7 @@ async fn report(
 ) -> anyhow::Result<()> {
     let mut out = String::new();
     if json {
-        out.push_str(&serde_json::to_string_pretty(&manifest)?);
+        out.push_str(&serde_json::to_string_pretty(&manifest.to_stored_json())?);
         writeln!(out)?;
     } else {
         writeln!(out, "{}@{}", manifest.set, manifest.id)?;

@@ -5,13 +5,12 @@ use std::{io::IsTerminal, path::PathBuf, sync::Arc};
 use sluice::{
     Cancel,
     catalog::{self, CatalogError, ObjectRecord, Selector, Which},
-    config::Overrides,
     keys::Identities,
     restore::{self, RestoreError, Step, Target},
     store,
 };
 
-use super::{Context, IdentityArgs};
+use super::{Context, IdentityArgs, SignatureArgs};
 
 /// Write one object's plaintext to a file or stdout (the dump exactly as the
 /// source produced it: a tar, a pg_dump archive, …), or load it into a
@@ -22,7 +21,8 @@ use super::{Context, IdentityArgs};
 /// incomplete. --into takes the same never-half-applied path as `restore`
 /// (without a safety backup: fetch never writes to the store), e.g.
 ///   sluice fetch prod --source db --into postgres://localhost/app_dev --yes
-/// Reads only from the store; takes no lock.
+/// Reads only from the store; takes no lock. Like `restore`, it first
+/// checks the manifest's signature against the set's trusted-signers.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// SET@ID, SET@latest or SET (the latest)
@@ -51,10 +51,14 @@ pub struct Args {
 
     #[command(flatten)]
     identity: IdentityArgs,
+
+    #[command(flatten)]
+    signatures: SignatureArgs,
 }
 
 pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Result<()> {
-    let plan = context.set(&args.backup.set, Overrides::default())?;
+    let plan = context.set(&args.backup.set, args.signatures.overrides())?;
+    let policy = args.signatures.policy(&plan)?;
     let store = store::open(&plan.store)
         .await
         .map_err(sluice::Error::from)?;
@@ -91,6 +95,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             .await
             .map_err(sluice::Error::from)?
     };
+    policy.check(&manifest).map_err(sluice::Error::from)?;
     let candidates: Vec<_> = manifest.objects.iter().filter(|o| wanted(o)).collect();
     let object = match candidates.as_slice() {
         [one] => (*one).clone(),

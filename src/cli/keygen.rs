@@ -1,45 +1,68 @@
-//! `sluice keygen`.
+//! `sluice keygen [--signing]`.
 
 use std::{io::Write, path::PathBuf};
 
-use sluice::keys;
+use sluice::{keys, signing};
 
-/// Make a new X25519 key pair for encrypting backups.
+/// Make a new X25519 key pair for encrypting backups, or with --signing an
+/// ed25519 key for signing them.
 ///
 /// The identity (private key) goes to FILE with mode 0600, and the public key
 /// (age1…) is printed: put that in `recipients` on the backup host, and keep
 /// the identity where restores run. Without -o, the identity is printed to
 /// stdout and the public key to stderr, as age-keygen does.
+///
+/// --signing makes the backup host's signing key instead: keep the file on
+/// the backup host (`signing-key` under [keys], or SLUICE_SIGNING_KEY_FILE),
+/// and put its public key (sluicesign1…) in `trusted-signers` where
+/// restores run.
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Write the identity to this new file (never overwritten)
+    /// Write the key to this new file (never overwritten)
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+
+    /// Make a signing key (SLUICE-SIGNING-KEY-1…, public key sluicesign1…) instead of an age identity
+    #[arg(long)]
+    signing: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let key = keys::generate();
+    let (secret, public, kind) = if args.signing {
+        let key = signing::generate();
+        let public = key.signer.to_string();
+        if let Some(path) = &args.output {
+            signing::write_key(path, &key).map_err(sluice::Error::from)?;
+        }
+        (key.key_file, public, "signing key")
+    } else {
+        let key = keys::generate();
+        if let Some(path) = &args.output {
+            keys::write_identity(path, &key).map_err(sluice::Error::from)?;
+        }
+        (key.identity_file, key.recipient, "identity")
+    };
     match args.output {
         Some(path) => {
-            keys::write_identity(&path, &key).map_err(sluice::Error::from)?;
-            writeln!(std::io::stdout(), "{}", key.recipient)?;
+            writeln!(std::io::stdout(), "{public}")?;
             tracing::info!(
-                "wrote identity to {}; its public key is printed above",
+                "wrote {kind} to {}; its public key is printed above",
                 path.display()
             );
         }
         None => {
             let mut out = std::io::stdout().lock();
             restrict_if_file(&out);
-            out.write_all(key.identity_file.as_bytes())?;
-            eprintln!("Public key: {}", key.recipient);
+            out.write_all(secret.as_bytes())?;
+            eprintln!("Public key: {public}");
         }
     }
     Ok(())
 }
 
 /// When stdout was redirected to a regular file, the shell created it with
-/// the umask's mode; an identity must be 0600.
+/// the umask's mode; a secret key must be 0600.
 fn restrict_if_file(out: &std::io::StdoutLock<'_>) {
     use std::os::fd::AsFd;
     if let Ok(stat) = rustix::fs::fstat(out.as_fd())

@@ -5,16 +5,21 @@ use std::{collections::BTreeMap, fmt::Write as _};
 use serde::Serialize;
 use sluice::{
     catalog::{self, Manifest},
-    config::{Overrides, StoreConfig, human_bytes},
+    config::{Overrides, SetPlan, StoreConfig, human_bytes},
+    signing::{Seal, Trust, TrustedSigners},
     store,
 };
 
-use super::Context;
+use super::{Context, TrustArgs};
 
 /// List the committed backups of a set, or of every set, oldest first.
 ///
 /// Without SET, lists the sets in the default store (--store or [store])
-/// and every configured set. Reads only; takes no lock.
+/// and every configured set. SIGNED says whether a trusted key signed each
+/// backup (`trusted`), another key did (`untrusted`), none did
+/// (`unsigned`), or the manifest changed after it was signed (`ALTERED`);
+/// restore, fetch and verify accept only `trusted` ones unless
+/// --allow-unsigned. Reads only; takes no lock.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The set to list [default: all]
@@ -23,6 +28,9 @@ pub struct Args {
     /// Print a JSON array (one object per backup) instead of a table
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 /// One line of `list --json`.
@@ -36,15 +44,26 @@ struct Entry<'a> {
     finished_at: String,
     stored_size: u64,
     sources: Vec<&'a str>,
+    /// `trusted`, `untrusted`, `unsigned` or `altered`.
+    signature: String,
+    /// The signer's public key, when the signature is valid.
+    signer: Option<String>,
 }
 
 pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
-    // Set name → its store.
-    let mut sets: BTreeMap<String, StoreConfig> = BTreeMap::new();
+    let overrides = || Overrides {
+        trusted_signers: args.trust.trusted_signers.clone(),
+        ..Overrides::default()
+    };
+    let trusted = |plan: &SetPlan| {
+        TrustedSigners::parse(&plan.keys.trusted_signers).map_err(sluice::Error::from)
+    };
+    // Set name → its store and trusted signers.
+    let mut sets: BTreeMap<String, (StoreConfig, TrustedSigners)> = BTreeMap::new();
     match &args.set {
         Some(name) => {
-            let plan = context.set(name, Overrides::default())?;
-            sets.insert(name.clone(), plan.store);
+            let plan = context.set(name, overrides())?;
+            sets.insert(name.clone(), (plan.store.clone(), trusted(&plan)?));
         }
         None => {
             let default_store = match (&context.store, &context.config.store) {
@@ -61,12 +80,15 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
                     .await
                     .map_err(sluice::Error::from)?
                 {
-                    sets.insert(name, config.clone());
+                    // A set the config does not name trusts what the
+                    // top-level [keys] (or --trusted-signer) trusts.
+                    let plan = context.set(&name, overrides())?;
+                    sets.insert(name, (config.clone(), trusted(&plan)?));
                 }
             }
             for name in context.config.set_names() {
-                let plan = context.set(name, Overrides::default())?;
-                sets.insert(name.to_owned(), plan.store);
+                let plan = context.set(name, overrides())?;
+                sets.insert(name.to_owned(), (plan.store.clone(), trusted(&plan)?));
             }
             if sets.is_empty() && default_store.is_none() {
                 anyhow::bail!(sluice::Error::from(sluice::config::ConfigError::Usage(
@@ -75,13 +97,18 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    let mut manifests: Vec<Manifest> = Vec::new();
-    for (name, config) in &sets {
+    let mut manifests: Vec<(Manifest, Trust)> = Vec::new();
+    for (name, (config, trusted)) in &sets {
         let store = store::open(config).await.map_err(sluice::Error::from)?;
         manifests.extend(
             catalog::list(store, name)
                 .await
-                .map_err(sluice::Error::from)?,
+                .map_err(sluice::Error::from)?
+                .into_iter()
+                .map(|m| {
+                    let trust = trusted.judge(&m.seal);
+                    (m, trust)
+                }),
         );
     }
     if args.set.is_some() && manifests.is_empty() && !args.json {
@@ -92,7 +119,7 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     }
     let mut out = String::new();
     if args.json {
-        let entries: Vec<Entry<'_>> = manifests.iter().map(entry).collect();
+        let entries: Vec<Entry<'_>> = manifests.iter().map(|(m, t)| entry(m, *t)).collect();
         out.push_str(&serde_json::to_string_pretty(&entries)?);
         writeln!(out)?;
         return super::print(&out);
@@ -102,23 +129,24 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     }
     let width = manifests
         .iter()
-        .map(|m| m.set.len())
+        .map(|(m, _)| m.set.len())
         .max()
         .unwrap_or(3)
         .max(3);
     writeln!(
         out,
-        "{:width$}  {:21}  {:11}  {:>9}  {:20}  NOTE",
-        "SET", "ID", "KIND", "STORED", "SOURCES"
+        "{:width$}  {:21}  {:11}  {:9}  {:>9}  {:20}  NOTE",
+        "SET", "ID", "KIND", "SIGNED", "STORED", "SOURCES"
     )?;
-    for m in &manifests {
+    for (m, trust) in &manifests {
         let sources = source_names(m);
         writeln!(
             out,
-            "{:width$}  {:21}  {:11}  {:>9}  {:20}  {}",
+            "{:width$}  {:21}  {:11}  {:9}  {:>9}  {:20}  {}",
             m.set,
             m.id,
             m.kind.to_string(),
+            trust.to_string(),
             human_bytes(m.stored_size()),
             sources.join(","),
             m.note.as_deref().unwrap_or("")
@@ -127,7 +155,7 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     super::print(&out)
 }
 
-fn entry(m: &Manifest) -> Entry<'_> {
+fn entry(m: &Manifest, trust: Trust) -> Entry<'_> {
     Entry {
         set: &m.set,
         id: m.id.as_str(),
@@ -137,6 +165,11 @@ fn entry(m: &Manifest) -> Entry<'_> {
         finished_at: m.finished_at.to_string(),
         stored_size: m.stored_size(),
         sources: source_names(m),
+        signature: trust.to_string().to_lowercase(),
+        signer: match &m.seal {
+            Seal::Signed { signer, .. } => Some(signer.to_string()),
+            _ => None,
+        },
     }
 }
 

@@ -15,7 +15,7 @@ use sluice::{
     store,
 };
 
-use super::{Context, IdentityArgs};
+use super::{Context, IdentityArgs, SignatureArgs};
 
 /// Restore a backup: each source to its configured target (a `files`
 /// source to its directory, a `command` source into its `restore` command or
@@ -29,6 +29,11 @@ use super::{Context, IdentityArgs};
 ///
 /// Replacing something that exists needs --yes (or typing its name at a
 /// terminal).
+///
+/// Before anything else, the manifest's signature is checked against the
+/// set's trusted-signers (or --trusted-signer): an unsigned backup, or one
+/// another key signed, is refused unless --allow-unsigned is given, and an
+/// altered one always is.
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -51,6 +56,10 @@ pub struct Args {
     #[arg(short = 'r', long = "recipient", value_name = "KEY")]
     recipients: Vec<String>,
 
+    /// MariaDB/MySQL: sign the safety backup of the replaced database with this key instead of the configured signing-key (without one it is unsigned)
+    #[arg(long, env = "SLUICE_SIGNING_KEY_FILE", value_name = "FILE")]
+    signing_key: Option<PathBuf>,
+
     /// PostgreSQL: objects belong to the restoring role (pg_restore --no-owner), for another environment
     #[arg(long)]
     no_owner: bool,
@@ -69,6 +78,9 @@ pub struct Args {
 
     #[command(flatten)]
     identity: IdentityArgs,
+
+    #[command(flatten)]
+    signatures: SignatureArgs,
 }
 
 pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Result<()> {
@@ -76,9 +88,11 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
         &args.backup.set,
         Overrides {
             recipients: args.recipients.clone(),
-            ..Overrides::default()
+            signing_key: args.signing_key.clone(),
+            ..args.signatures.overrides()
         },
     )?;
+    let policy = args.signatures.policy(&plan)?;
     let store = store::open(&plan.store)
         .await
         .map_err(sluice::Error::from)?;
@@ -87,6 +101,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     let manifest = catalog::find(store.as_ref(), &args.backup)
         .await
         .map_err(sluice::Error::from)?;
+    policy.check(&manifest).map_err(sluice::Error::from)?;
     let steps = restore::plan(
         &manifest,
         &plan,

@@ -5,13 +5,15 @@ use std::fmt::Write as _;
 use sluice::{
     catalog::{self, Selector},
     config::{Overrides, human_bytes},
+    signing::{Seal, Trust, TrustedSigners},
     store,
 };
 
-use super::Context;
+use super::{Context, TrustArgs};
 
-/// Show one backup's manifest: its objects, sizes, checksums and who can
-/// open them. Reads only; takes no lock.
+/// Show one backup's manifest: who signed it (and whether the set trusts
+/// that key), its objects, sizes, checksums and who can open them. Reads
+/// only; takes no lock; never refuses a backup for its signature.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// SET@ID, SET@latest or SET (the latest)
@@ -20,10 +22,20 @@ pub struct Args {
     /// Print the manifest as stored (JSON)
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
-    let plan = context.set(&args.backup.set, Overrides::default())?;
+    let plan = context.set(
+        &args.backup.set,
+        Overrides {
+            trusted_signers: args.trust.trusted_signers,
+            ..Overrides::default()
+        },
+    )?;
+    let trusted = TrustedSigners::parse(&plan.keys.trusted_signers).map_err(sluice::Error::from)?;
     let store = store::open(&plan.store)
         .await
         .map_err(sluice::Error::from)?;
@@ -32,7 +44,7 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         .map_err(sluice::Error::from)?;
     let mut out = String::new();
     if args.json {
-        out.push_str(&serde_json::to_string_pretty(&m)?);
+        out.push_str(&serde_json::to_string_pretty(&m.to_stored_json())?);
         writeln!(out)?;
         return super::print(&out);
     }
@@ -44,6 +56,7 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     writeln!(out, "started   {}", m.started_at)?;
     writeln!(out, "finished  {}", m.finished_at)?;
     writeln!(out, "host      {}", m.host)?;
+    writeln!(out, "signed    {}", signed(&m.seal, &trusted))?;
     writeln!(out, "sluice    {}", m.sluice_version)?;
     for o in &m.objects {
         writeln!(out)?;
@@ -66,4 +79,18 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         writeln!(out, "  recipients  {}", o.recipients.join(", "))?;
     }
     super::print(&out)
+}
+
+/// Who signed a backup, and what the set makes of it.
+fn signed(seal: &Seal, trusted: &TrustedSigners) -> String {
+    match (seal, trusted.judge(seal)) {
+        (Seal::Signed { signer, .. }, Trust::Trusted) => format!("by {signer} (trusted)"),
+        (Seal::Signed { signer, .. }, _) => {
+            format!("by {signer} (NOT trusted: restore, fetch and verify refuse it)")
+        }
+        (Seal::Broken { reason, .. }, _) => {
+            format!("ALTERED: {reason}; restore, fetch and verify refuse it")
+        }
+        (Seal::Unsigned, _) => "no (restore, fetch and verify need --allow-unsigned)".to_owned(),
+    }
 }

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use sluice::{
     Cancel,
     catalog::{self, Selector},
-    config::{Overrides, human_bytes},
+    config::human_bytes,
     keys::Identities,
     store,
     verify::{self, Checked, drill},
 };
 
-use super::{Context, IdentityArgs};
+use super::{Context, IdentityArgs, SignatureArgs};
 
 /// Check a backup without restoring it: every object is read back from the
 /// store through every check a restore makes, and nothing is written
@@ -28,6 +28,10 @@ use super::{Context, IdentityArgs};
 /// directory into a temporary directory; the rows per table (or files and
 /// bytes) are reported, the source's `checks` run (SQL queries that must
 /// return true), and the scratch copy is removed, also when a check fails.
+///
+/// First of all, the manifest's signature is checked against the set's
+/// trusted-signers, as `restore` does: a backup no trusted key signed fails
+/// verification (unless --allow-unsigned), and an altered one always does.
 ///
 /// Every object is checked even after one fails; the exit code is 1 when
 /// any failed. Run it from a timer to learn about a damaged backup before
@@ -47,10 +51,14 @@ pub struct Args {
 
     #[command(flatten)]
     identity: IdentityArgs,
+
+    #[command(flatten)]
+    signatures: SignatureArgs,
 }
 
 pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Result<()> {
-    let plan = context.set(&args.backup.set, Overrides::default())?;
+    let plan = context.set(&args.backup.set, args.signatures.overrides())?;
+    let policy = args.signatures.policy(&plan)?;
     let store = store::open(&plan.store)
         .await
         .map_err(sluice::Error::from)?;
@@ -68,6 +76,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     let manifest = catalog::find(store.as_ref(), &args.backup)
         .await
         .map_err(sluice::Error::from)?;
+    policy.check(&manifest).map_err(sluice::Error::from)?;
     let backup = format!("{}@{}", manifest.set, manifest.id);
     super::print(&format!("verifying {backup}\n"))?;
     let (mut failed, mut opened) = (0, 0);

@@ -35,6 +35,7 @@ fn backup(spec: &str) -> Manifest {
         sluice_version: "0.1.0".into(),
         host: "db1".into(),
         objects: Vec::new(),
+        seal: Default::default(),
     }
 }
 

@@ -1,7 +1,10 @@
 //! A backup whose tar tries to escape its target is refused, and nothing is
 //! written outside (or inside) the target. Such a backup can be planted by
 //! anyone who can write to the store, since recipients are public keys; here
-//! it is planted through the library, the way such an attacker would.
+//! it is planted through the library, the way such an attacker would. Such
+//! a backup is unsigned, so restore refuses it unless told
+//! `--allow-unsigned`; these tests pass that flag to show that extraction
+//! is safe even then.
 
 use std::{fs, io::Write, path::Path};
 
@@ -105,8 +108,13 @@ fn plant(w: &World, tar: Vec<u8>) -> String {
                 sha256: stored.sha256,
                 parts: stored.parts,
             }],
+            seal: Default::default(),
         };
-        catalog::commit(store.as_ref(), &manifest).await.unwrap();
+        // Unsigned, as an attacker's would be: the tests restore it with
+        // --allow-unsigned, to show extraction is safe even then.
+        catalog::commit(store.as_ref(), manifest, None)
+            .await
+            .unwrap();
         format!("evil@{id}")
     })
 }
@@ -122,7 +130,8 @@ fn restore_is_refused(w: &World, backup: &str) -> String {
     let before = tree(&jail);
     let out = w
         .sluice()
-        .args(["restore", backup, "--yes", "--store", &w.store_url(), "-i"])
+        .args(["restore", backup, "--yes", "--allow-unsigned"])
+        .args(["--store", &w.store_url(), "-i"])
         .arg(w.key())
         .arg("--into")
         .arg(&target)
