@@ -246,12 +246,8 @@ fn gc_aborts_the_upload_of_a_backup_killed_on_s3() {
 fn gc_removes_the_temporary_file_of_a_backup_killed_on_file() {
     let w = World::new();
     let tmp = w.path("store/.sluice-tmp");
-    let mut command = Command::new(assert_cmd::cargo::cargo_bin("sluice"));
-    command
-        .current_dir(w.dir.path())
-        .env_remove("SLUICE_CONFIG")
-        .env_remove("SLUICE_STORE")
-        .args(["--store", &w.store_url()]);
+    let mut command = w.command();
+    command.args(["--store", &w.store_url()]);
     kill_a_backup(&w, command, 1_000_000, || {
         fs::read_dir(&tmp).is_ok_and(|mut d| d.next().is_some())
     });
@@ -314,10 +310,8 @@ fn gc_removes_the_finished_objects_of_a_backup_killed_part_way() {
     // A committed backup of another set, which gc must leave alone.
     let kept = w.backup("other", &[&format!("media=files:{}", data.display())]);
 
-    let mut backup = Command::new(assert_cmd::cargo::cargo_bin("sluice"))
-        .current_dir(w.dir.path())
-        .env_remove("SLUICE_CONFIG")
-        .env_remove("SLUICE_STORE")
+    let mut backup = w
+        .command()
         .args(["--config", "sluice.toml", "backup", "prod"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

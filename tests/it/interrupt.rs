@@ -51,10 +51,9 @@ fn sigterm_during_a_restore_kills_the_restore_command_first() {
     .unwrap();
     w.sluice().args(["backup", "db"]).assert().success();
 
-    let mut sluice = Command::new(assert_cmd::cargo::cargo_bin("sluice"))
-        .current_dir(w.dir.path())
+    let mut sluice = w
+        .command()
         .args(["restore", "db", "--yes", "-i", "key.txt"])
-        .env_remove("SLUICE_CONFIG")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -88,14 +87,13 @@ fn sigterm_during_a_restore_kills_the_restore_command_first() {
 #[test]
 fn sigterm_during_a_backup_leaves_nothing_behind() {
     let w = World::new();
-    let mut sluice = Command::new(assert_cmd::cargo::cargo_bin("sluice"))
-        .current_dir(w.dir.path())
+    let mut sluice = w
+        .command()
         .args(["backup", "s", "--store", &w.store_url(), "-r", &w.recipient])
         .args([
             "--source",
             "x=command:sh -c 'head -c 1000000 /dev/urandom; sleep 30'",
         ])
-        .env_remove("SLUICE_CONFIG")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

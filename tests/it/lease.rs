@@ -63,12 +63,8 @@ fn start_holding(w: &World, args: &[&str]) -> Child {
 }
 
 fn w_command(w: &World) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("sluice"));
-    cmd.current_dir(w.dir.path())
-        .env_remove("SLUICE_CONFIG")
-        .env_remove("SLUICE_STORE")
-        .env_remove("SLUICE_IDENTITY_FILE")
-        .args(["--config", "sluice.toml"]);
+    let mut cmd = w.command();
+    cmd.args(["--config", "sluice.toml"]);
     cmd
 }
 

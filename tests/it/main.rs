@@ -25,6 +25,7 @@ mod prune;
 mod s3_store;
 mod schedule;
 mod selection;
+mod signing;
 mod tar_safety;
 mod verify;
 

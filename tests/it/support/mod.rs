@@ -1,6 +1,7 @@
-//! Shared helpers: a scratch directory with a store and a key pair, and a
-//! `sluice` command that sees neither the caller's config nor its SLUICE_*
-//! environment.
+//! Shared helpers: a scratch directory with a store, a key pair and a
+//! signing key, and a `sluice` command that sees neither the caller's
+//! config nor its SLUICE_* environment, and that signs backups with the
+//! world's signing key and trusts it.
 
 pub mod db;
 pub mod moto;
@@ -15,10 +16,13 @@ use assert_cmd::Command;
 pub mod s3;
 use sha2::{Digest, Sha256};
 
-/// A scratch world: `root/store` is the store, `root/key.txt` the identity.
+/// A scratch world: `root/store` is the store, `root/key.txt` the identity,
+/// `root/signing.key` the signing key.
 pub struct World {
     pub dir: tempfile::TempDir,
     pub recipient: String,
+    /// The signing key's public key (`sluicesign1…`).
+    pub signer: String,
 }
 
 impl World {
@@ -37,7 +41,23 @@ impl World {
             String::from_utf8_lossy(&out.stderr)
         );
         let recipient = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        Self { dir, recipient }
+        let out = Command::cargo_bin("sluice")
+            .unwrap()
+            .current_dir(dir.path())
+            .args(["keygen", "--signing", "-o", "signing.key"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let signer = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        Self {
+            dir,
+            recipient,
+            signer,
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -52,15 +72,25 @@ impl World {
         self.path("key.txt")
     }
 
-    /// `sluice` run in the scratch directory with a clean environment.
-    pub fn sluice(&self) -> Command {
-        let mut cmd = Command::cargo_bin("sluice").unwrap();
+    /// `sluice` run in the scratch directory with a clean environment, but
+    /// for the world's signing key (SLUICE_SIGNING_KEY_FILE) and its public
+    /// key as the one trusted signer (SLUICE_TRUSTED_SIGNERS).
+    pub fn command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("sluice"));
         cmd.current_dir(self.dir.path())
             .env_remove("SLUICE_CONFIG")
             .env_remove("SLUICE_STORE")
             .env_remove("SLUICE_IDENTITY_FILE")
             .env_remove("SLUICE_LOG")
-            .timeout(std::time::Duration::from_secs(120));
+            .env("SLUICE_SIGNING_KEY_FILE", self.path("signing.key"))
+            .env("SLUICE_TRUSTED_SIGNERS", &self.signer);
+        cmd
+    }
+
+    /// [`World::command`] with a time limit, for assertions.
+    pub fn sluice(&self) -> Command {
+        let mut cmd = Command::from_std(self.command());
+        cmd.timeout(std::time::Duration::from_secs(120));
         cmd
     }
 

@@ -354,17 +354,12 @@ pub fn write_config(world: &World, bucket: &str, endpoint: &str, extra: &str) {
     fs::write(world.path("aws-config"), "").unwrap();
 }
 
-/// `sluice --config sluice.toml` in `world` (see [`write_config`]) with S3
-/// credentials in its environment and no AWS profile, endpoint or instance
-/// metadata of the caller's.
+/// `sluice --config sluice.toml` in `world` (see [`write_config`]; signing
+/// as [`World::command`] does) with S3 credentials in its environment and
+/// no AWS profile, endpoint or instance metadata of the caller's.
 pub fn command(world: &World) -> std::process::Command {
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("sluice"));
-    cmd.current_dir(world.dir.path())
-        .env_remove("SLUICE_CONFIG")
-        .env_remove("SLUICE_STORE")
-        .env_remove("SLUICE_IDENTITY_FILE")
-        .env_remove("SLUICE_LOG")
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    let mut cmd = world.command();
+    cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_CONFIG_FILE", world.path("aws-config"))
