@@ -25,7 +25,8 @@ const REMOVED: [&str; 3] = [
 ];
 
 /// Copies backup `dir/real_id` to `dir/id`, its manifest saying `id`, the
-/// start time the id reads as, and `kind`.
+/// start time the id reads as, and `kind`, and unsigned (as backups made
+/// before sluice signed them): restoring one needs --allow-unsigned.
 fn fabricate(set_dir: &Path, real_id: &str, id: &str, kind: &str) {
     let (from, to) = (set_dir.join(real_id), set_dir.join(id));
     fs::create_dir_all(&to).unwrap();
@@ -51,6 +52,7 @@ fn fabricate(set_dir: &Path, real_id: &str, id: &str, kind: &str) {
     if kind == "pre-restore" {
         m["target"] = "app".into();
     }
+    m.as_object_mut().unwrap().shift_remove("signature");
     fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
 }
 
@@ -175,7 +177,8 @@ fn prune_removes_exactly_what_its_dry_run_planned() {
     // An old kept backup still restores.
     let out = w
         .sluice()
-        .args(["restore", &format!("docs@{KEPT_OLD}"), "--yes", "-i"])
+        .args(["restore", &format!("docs@{KEPT_OLD}"), "--yes"])
+        .args(["--allow-unsigned", "-i"])
         .arg(w.key())
         .arg("--into")
         .arg(w.path("out"))
@@ -339,7 +342,8 @@ fn prune_on_s3_removes_exactly_what_its_dry_run_planned() {
     }
     let out = s
         .sluice()
-        .args(["restore", &format!("docs@{KEPT_OLD}"), "--yes", "-i"])
+        .args(["restore", &format!("docs@{KEPT_OLD}"), "--yes"])
+        .args(["--allow-unsigned", "-i"])
         .arg(s.world.key())
         .arg("--into")
         .arg(s.world.path("out"))
