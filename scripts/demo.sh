@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded file:// store, end to end, in a scratch
-# directory: make a key, back up a directory, list it, restore it elsewhere,
+# directory: make a key and a signing key, back up a directory (signed), list
+# it, restore it elsewhere (checking the signature),
 # compare, and open the stored object with the stock age and zstd tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,10 +18,12 @@ ln -s readme.txt data/link
 
 set -x
 "$sluice" keygen -o key.txt > recipient.txt
+"$sluice" keygen --signing -o signing.key > signer.txt
 "$sluice" backup demo --store "file://$work/store" --recipient "$(cat recipient.txt)" \
-    --source "data=files:$work/data" --note "first backup"
-"$sluice" list --store "file://$work/store"
-"$sluice" restore demo@latest --store "file://$work/store" --identity key.txt --into "$work/restored"
+    --signing-key signing.key --source "data=files:$work/data" --note "first backup"
+"$sluice" list --store "file://$work/store" --trusted-signer "$(cat signer.txt)"
+"$sluice" restore demo@latest --store "file://$work/store" --trusted-signer "$(cat signer.txt)" \
+    --identity key.txt --into "$work/restored"
 diff -r data restored
 set +x
 if command -v age >/dev/null && command -v zstd >/dev/null; then
