@@ -7,6 +7,7 @@ use sluice::{
     catalog::{self, Selector},
     config::human_bytes,
     keys::Identities,
+    signing::{Seal, Trust},
     store,
     verify::{self, Checked, drill},
 };
@@ -78,7 +79,14 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
         .map_err(sluice::Error::from)?;
     policy.check(&manifest).map_err(sluice::Error::from)?;
     let backup = format!("{}@{}", manifest.set, manifest.id);
-    super::print(&format!("verifying {backup}\n"))?;
+    let signed = match (&manifest.seal, policy.trusted.judge(&manifest.seal)) {
+        (Seal::Signed { signer, .. }, Trust::Trusted) => format!("signed by trusted {signer}"),
+        (Seal::Signed { signer, .. }, _) => {
+            format!("signed by UNTRUSTED {signer}, allowed by --allow-unsigned")
+        }
+        _ => "UNSIGNED, allowed by --allow-unsigned".to_owned(),
+    };
+    super::print(&format!("verifying {backup} ({signed})\n"))?;
     let (mut failed, mut opened) = (0, 0);
     for record in &manifest.objects {
         if let (true, Some(identities)) = (args.drill && drill::drillable(record), &identities) {

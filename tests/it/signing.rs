@@ -295,6 +295,14 @@ fn an_old_unsigned_backup_restores_only_with_allow_unsigned_and_a_warning() {
         "{stderr}"
     );
     assert_eq!(listed(&w), [(id(&unsigned), "unsigned".to_owned())]);
+    let out = w
+        .sluice()
+        .args(["verify", &unsigned, "-i", "key.txt", "--allow-unsigned"])
+        .output()
+        .unwrap();
+    assert!(stdout_of(&out).contains(&format!(
+        "verifying {unsigned} (UNSIGNED, allowed by --allow-unsigned)"
+    )));
 }
 
 #[test]
