@@ -9,6 +9,7 @@ mod gc;
 mod keygen;
 mod list;
 mod lock;
+mod progress;
 mod prune;
 mod restore;
 mod schedule;
@@ -96,7 +97,8 @@ struct IdentityArgs {
 }
 
 /// Sets up logging on stderr: info by default, `-q` errors only, `-v` debug;
-/// `SLUICE_LOG` (an env-filter directive) overrides.
+/// `SLUICE_LOG` (an env-filter directive) overrides. Progress bars are on
+/// for text logs on a terminal without `-q`.
 pub fn init_logging(cli: &Cli) {
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
@@ -106,12 +108,18 @@ pub fn init_logging(cli: &Cli) {
     };
     let filter = EnvFilter::try_from_env("SLUICE_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("sluice={level},warn")));
+    let terminal = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| progress::LogWriter)
         .with_target(false);
     match cli.log_format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Text => {
+            if terminal && !cli.quiet {
+                progress::enable();
+            }
+            builder.with_ansi(terminal).init();
+        }
         LogFormat::Json => builder.json().init(),
     }
 }

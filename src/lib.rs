@@ -47,6 +47,7 @@ pub mod lease;
 pub mod metrics;
 pub mod partial_file;
 pub mod pipeline;
+pub mod progress;
 pub mod restore;
 pub mod retention;
 pub mod schedule;

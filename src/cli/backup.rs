@@ -83,7 +83,10 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
                     note,
                     ..backup::Options::default()
                 };
-                match backup::run(set, &options, cancel).await {
+                let bars = super::progress::Display::start(&options.meter);
+                let made = backup::run(set, &options, cancel).await;
+                drop(bars);
+                match made {
                     Ok(manifest) => report(set, &manifest, json, cancel)
                         .await
                         .map(|()| manifest),

@@ -7,6 +7,7 @@ use sluice::{
     catalog::{self, CatalogError, ObjectRecord, Selector, Which},
     config::Overrides,
     keys::Identities,
+    progress::Meter,
     restore::{self, RestoreError, Step, Target},
     store,
 };
@@ -134,8 +135,11 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
                 drop_old: false,
                 in_place: false,
             },
+            meter: Meter::default(),
         };
+        let bars = super::progress::Display::start(&settings.meter);
         restore::run_step(store, &manifest, step, identities, &settings, None, cancel).await?;
+        drop(bars);
         tracing::info!(
             "loaded {} of {}@{} into {}",
             object.source,
@@ -158,7 +162,9 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     let settings = restore::Settings {
         parallel_parts: plan.store.parallel_parts,
         postgres: restore::postgres::Options::default(),
+        meter: Meter::default(),
     };
+    let _bars = super::progress::Display::start(&settings.meter);
     restore::run_step(store, &manifest, &step, identities, &settings, None, cancel).await?;
     Ok(())
 }

@@ -92,6 +92,20 @@ fn the_example_config_parses() {
 }
 
 #[test]
+fn the_kubernetes_example_config_parses() {
+    let w = World::new();
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes/sluice.toml");
+    w.sluice()
+        .arg("--config")
+        .arg(&example)
+        .args(["list", "prod", "--store", &w.store_url()])
+        .env("PGPASSWORD", "x")
+        .assert()
+        .success();
+}
+
+#[test]
 fn a_set_with_its_own_keys_never_opens_with_the_default_key() {
     let w = World::new();
     w.sluice()

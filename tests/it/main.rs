@@ -21,6 +21,7 @@ mod manifest_fuzz;
 mod metrics;
 mod mysql;
 mod postgres;
+mod progress;
 mod prune;
 mod s3_store;
 mod schedule;
