@@ -10,18 +10,27 @@ use sluice::keys;
 /// (age1…) is printed: put that in `recipients` on the backup host, and keep
 /// the identity where restores run. Without -o, the identity is printed to
 /// stdout and the public key to stderr, as age-keygen does.
+///
+/// With --passphrase the identity file is encrypted with a passphrase
+/// (age's scrypt, as `age -p` does; stock `age -d -i FILE` opens it too),
+/// asked twice at the terminal or taken from SLUICE_IDENTITY_PASSPHRASE.
+/// Commands that decrypt then ask for it, or read that variable.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Write the identity to this new file (never overwritten)
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+
+    /// Protect the identity file with a passphrase (needs -o)
+    #[arg(long, requires = "output")]
+    passphrase: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let key = keys::generate();
     match args.output {
         Some(path) => {
-            keys::write_identity(&path, &key).map_err(sluice::Error::from)?;
+            keys::write_identity(&path, &key, args.passphrase).map_err(sluice::Error::from)?;
             writeln!(std::io::stdout(), "{}", key.recipient)?;
             tracing::info!(
                 "wrote identity to {}; its public key is printed above",
