@@ -26,6 +26,7 @@ mod progress;
 mod prune;
 mod s3_store;
 mod schedule;
+mod secrets;
 mod selection;
 mod tar_safety;
 mod verify;
