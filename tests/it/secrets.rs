@@ -209,7 +209,8 @@ fn no_password_or_passphrase_appears_in_output_logs_store_metrics_or_argv() {
     ));
     let argv = fs::read_to_string(w.path("argv.log")).unwrap();
     assert!(
-        argv.contains("pg_dump ") && argv.contains("mariadb-dump ") || argv.contains("mysqldump "),
+        argv.contains("pg_dump ")
+            && (argv.contains("mariadb-dump ") || argv.contains("mysqldump ")),
         "the wrappers ran: {argv}"
     );
     places.push(("the tools' argv".into(), argv));
