@@ -29,34 +29,42 @@ fn on_terminal(w: &World, args: &[&str]) -> String {
     text
 }
 
-fn data(w: &World) -> String {
+/// Writes 3 MiB to back up; returns `backup p …` of it into `w`'s store.
+fn backup_args(w: &World) -> Vec<String> {
     fs::create_dir(w.path("data")).unwrap();
     fs::write(
         w.path("data/a.bin"),
         crate::support::random_bytes(3 << 20, 7),
     )
     .unwrap();
-    format!("d=files:{}", w.path("data").display())
+    let source = format!("d=files:{}", w.path("data").display());
+    [
+        "backup",
+        "p",
+        "--store",
+        &w.store_url(),
+        "-r",
+        &w.recipient,
+        "--source",
+        &source,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// `flags` before `args`, as one argument list.
+fn with<'a>(flags: &[&'a str], args: &'a [String]) -> Vec<&'a str> {
+    flags
+        .iter()
+        .copied()
+        .chain(args.iter().map(String::as_str))
+        .collect()
 }
 
 #[test]
 fn backup_and_restore_draw_bars_on_a_terminal() {
     let w = World::new();
-    let source = data(&w);
-    let store = w.store_url();
-    let backup = on_terminal(
-        &w,
-        &[
-            "backup",
-            "p",
-            "--store",
-            &store,
-            "-r",
-            &w.recipient,
-            "--source",
-            &source,
-        ],
-    );
+    let backup = on_terminal(&w, &with(&[], &backup_args(&w)));
     assert!(
         backup.contains("d.tar.zst.age: 3.00 MiB read,") && backup.contains("stored,"),
         "no backup bar: {backup}"
@@ -68,7 +76,7 @@ fn backup_and_restore_draw_bars_on_a_terminal() {
             "restore",
             "p@latest",
             "--store",
-            &store,
+            &w.store_url(),
             "-i",
             key.to_str().unwrap(),
             "--into",
@@ -88,59 +96,18 @@ fn backup_and_restore_draw_bars_on_a_terminal() {
 #[test]
 fn no_bars_off_a_terminal_with_quiet_or_json_logs() {
     let w = World::new();
-    let source = data(&w);
-    let store = w.store_url();
-    let piped = w
-        .sluice()
-        .args([
-            "backup",
-            "p",
-            "--store",
-            &store,
-            "-r",
-            &w.recipient,
-            "--source",
-            &source,
-        ])
-        .output()
-        .unwrap();
+    let args = backup_args(&w);
+    let piped = w.sluice().args(&args).output().unwrap();
     assert!(piped.status.success());
     let stderr = String::from_utf8_lossy(&piped.stderr);
     assert!(stderr.contains("stored d.tar.zst.age"), "{stderr}");
     assert!(!stderr.contains("MiB/s") && !stderr.contains('\r') && !stderr.contains('\x1b'));
 
-    let quiet = on_terminal(
-        &w,
-        &[
-            "-q",
-            "backup",
-            "p",
-            "--store",
-            &store,
-            "-r",
-            &w.recipient,
-            "--source",
-            &source,
-        ],
-    );
+    let quiet = on_terminal(&w, &with(&["-q"], &args));
     assert!(!quiet.contains("MiB/s"), "a bar despite -q: {quiet}");
     assert!(quiet.trim().starts_with("p@"), "{quiet}");
 
-    let json = on_terminal(
-        &w,
-        &[
-            "--log-format",
-            "json",
-            "backup",
-            "p",
-            "--store",
-            &store,
-            "-r",
-            &w.recipient,
-            "--source",
-            &source,
-        ],
-    );
+    let json = on_terminal(&w, &with(&["--log-format", "json"], &args));
     assert!(!json.contains("MiB/s"), "a bar with JSON logs: {json}");
     for line in json.lines().filter(|l| l.starts_with('{')) {
         serde_json::from_str::<serde_json::Value>(line).expect("each log line is JSON");
