@@ -9,6 +9,7 @@ mod anonymized_backup;
 mod cli_errors;
 mod command_round_trip;
 mod config_file;
+mod daemon;
 mod drill;
 mod files_round_trip;
 mod gc;
