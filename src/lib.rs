@@ -48,6 +48,7 @@ pub mod metrics;
 pub mod partial_file;
 pub mod pipeline;
 pub mod progress;
+mod redact;
 pub mod restore;
 pub mod retention;
 pub mod schedule;
