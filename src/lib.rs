@@ -45,6 +45,7 @@ pub mod hooks;
 pub mod keys;
 pub mod lease;
 pub mod metrics;
+pub mod notify;
 pub mod partial_file;
 pub mod pipeline;
 pub mod progress;
