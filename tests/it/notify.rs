@@ -1,17 +1,21 @@
 //! Notifications: a local HTTP endpoint receives the start and success
 //! pings and the webhook's JSON; a failed backup sends its error's tail with
 //! no secret in it; endpoints that are down, answer 500 or never answer are
-//! retried and logged, and never fail the backup.
+//! retried and logged, and never fail the backup; https:// works against a
+//! server whose CA the system trusts, and only then.
 
 use std::{
     fs,
-    io::{BufRead, BufReader, Read, Write as _},
+    io::{BufRead, BufReader, Read, Write},
     net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::{Arc, Mutex},
     thread::sleep,
     time::{Duration, Instant},
 };
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 
 use crate::support::World;
 
@@ -53,14 +57,48 @@ struct Endpoint {
 
 impl Endpoint {
     fn start(status: Option<u16>) -> Self {
+        Self::serve("http", move |connection, log| {
+            serve(connection, status, log)
+        })
+    }
+
+    /// An endpoint that answers 200 over TLS with `tls`'s certificate.
+    fn start_tls(tls: &Tls) -> Self {
+        let certificates = CertificateDer::pem_file_iter(&tls.certificate)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(&tls.key).unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certificates, key)
+            .unwrap(),
+        );
+        Self::serve("https", move |connection, log| {
+            let tls = rustls::ServerConnection::new(Arc::clone(&config)).unwrap();
+            serve(rustls::StreamOwned::new(tls, connection), Some(200), log)
+        })
+    }
+
+    /// Accepts connections on 127.0.0.1, each handled by `handle` on its
+    /// own thread.
+    fn serve(
+        scheme: &str,
+        handle: impl Fn(TcpStream, &Mutex<Vec<Received>>) + Clone + Send + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&received);
         std::thread::spawn(move || {
             for connection in listener.incoming().flatten() {
-                let log = Arc::clone(&log);
-                std::thread::spawn(move || serve(connection, status, &log));
+                let (log, handle) = (Arc::clone(&log), handle.clone());
+                std::thread::spawn(move || handle(connection, &log));
             }
         });
         Self { url, received }
@@ -80,8 +118,8 @@ impl Endpoint {
 
 /// Reads one request from `connection`, records it, and answers it (then
 /// closes), or holds the connection open without answering.
-fn serve(mut connection: TcpStream, status: Option<u16>, log: &Mutex<Vec<Received>>) {
-    let mut reader = BufReader::new(connection.try_clone().unwrap());
+fn serve(connection: impl Read + Write, status: Option<u16>, log: &Mutex<Vec<Received>>) {
+    let mut reader = BufReader::new(connection);
     let mut head = String::new();
     loop {
         let mut line = String::new();
@@ -102,7 +140,9 @@ fn serve(mut connection: TcpStream, status: Option<u16>, log: &Mutex<Vec<Receive
         })
         .unwrap_or(0);
     let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
     let path = head.split(' ').nth(1).unwrap().to_owned();
     log.lock().unwrap().push(Received {
         path,
@@ -111,12 +151,59 @@ fn serve(mut connection: TcpStream, status: Option<u16>, log: &Mutex<Vec<Receive
     });
     match status {
         Some(status) => {
+            let connection = reader.get_mut();
             let _ = write!(
                 connection,
                 "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
             );
+            let _ = connection.flush();
         }
         None => sleep(Duration::from_secs(60)),
+    }
+}
+
+/// A test CA's certificate, and a certificate for 127.0.0.1 it signed,
+/// made with the openssl command-line tool.
+struct Tls {
+    ca: PathBuf,
+    certificate: PathBuf,
+    key: PathBuf,
+}
+
+impl Tls {
+    fn make(dir: &Path) -> Self {
+        let openssl = |args: &str| {
+            let out = Command::new("openssl")
+                .current_dir(dir)
+                .args(args.split_whitespace())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "openssl {args}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+        openssl(&format!(
+            "req -x509 -days 1 -subj /CN=sluice-test-CA {key} -keyout ca.key -out ca.pem"
+        ));
+        openssl(&format!(
+            "req -subj /CN=127.0.0.1 {key} -keyout leaf.key -out leaf.csr"
+        ));
+        fs::write(
+            dir.join("leaf.ext"),
+            "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\n",
+        )
+        .unwrap();
+        openssl(
+            "x509 -req -days 1 -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -extfile leaf.ext -out leaf.pem",
+        );
+        Self {
+            ca: dir.join("ca.pem"),
+            certificate: dir.join("leaf.pem"),
+            key: dir.join("leaf.key"),
+        }
     }
 }
 
@@ -388,4 +475,34 @@ fn a_backup_stopped_by_sigterm_is_reported_as_cancelled() {
     let ended = hooks[1].json();
     assert_eq!(ended["event"], "failure");
     assert_eq!(ended["outcome"], "cancelled");
+}
+
+#[test]
+fn notifications_go_over_https_to_a_server_the_system_trusts() {
+    let (ours, theirs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (tls, other_ca) = (Tls::make(ours.path()), Tls::make(theirs.path()).ca);
+    let monitor = Endpoint::start_tls(&tls);
+    let w = world(r#"["echo", "dump"]"#, &pings(&monitor));
+    // SSL_CERT_FILE stands in for the system's CA bundle.
+    let backup = |ca_bundle: &Path| {
+        let out = w
+            .sluice()
+            .args(["--config", "sluice.toml", "backup", "prod"])
+            .env("SSL_CERT_FILE", ca_bundle)
+            .env_remove("SSL_CERT_DIR")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+
+    let stderr = backup(&other_ca);
+    assert!(monitor.received().is_empty(), "{stderr}");
+    assert!(stderr.contains("invalid peer certificate"), "{stderr}");
+
+    let stderr = backup(&tls.ca);
+    assert!(!stderr.contains("WARN"), "{stderr}");
+    assert_eq!(monitor.on(&format!("/{UUID}/start")).len(), 1);
+    assert_eq!(monitor.on(&format!("/{UUID}")).len(), 1);
 }
