@@ -16,6 +16,8 @@ for tool in age zstd; do
 done
 # systemd-analyze checks the units `sluice schedule` writes.
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+# openssl makes the certificates of the notification tests' https server.
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         echo "test.sh: installing ${missing[*]}" >&2
