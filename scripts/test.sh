@@ -18,6 +18,8 @@ done
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 # The schedules' time zones (Europe/Berlin, America/New_York in the tests).
 [ -e /usr/share/zoneinfo/Europe/Berlin ] || missing+=(tzdata)
+# openssl makes the certificates of the notification tests' https server.
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         echo "test.sh: installing ${missing[*]}" >&2

@@ -21,6 +21,7 @@ mod lease;
 mod manifest_fuzz;
 mod metrics;
 mod mysql;
+mod notify;
 mod passphrase;
 mod postgres;
 mod progress;

@@ -113,6 +113,7 @@ fn the_systemd_example_is_what_schedule_install_writes() {
         .env("PGPASSWORD", "x")
         .env("SHOP_DB_PASSWORD", "x")
         .env("MONGO_URI", "mongodb://localhost")
+        .env("HC_UUID", "5a1e0f7c-2b6d-4c3e-9f00-5ec7e7c0ffee")
         .assert()
         .success();
     let sluice = assert_cmd::cargo::cargo_bin("sluice");
