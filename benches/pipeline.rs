@@ -50,6 +50,7 @@ fn pipeline(c: &mut Criterion) {
             part_size: 16 << 20,
             parallel_parts: 4,
             stall_timeout: std::time::Duration::ZERO,
+            meter: sluice::progress::Meter::default(),
         };
         let mut n = 0u64;
         group.bench_function(format!("zstd_level_{level}"), |b| {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check sluice's CI runs, in this order: installs the stock tools
-# the interoperability tests use (age, zstd) when missing, installs moto
+# the interoperability tests use (age, zstd, systemd, tzdata) when missing, installs moto
 # (the S3 server of the gc tests) into .venv when missing, starts the local
 # PostgreSQL and MariaDB the anonymizer's restore tests use when they are
 # down, then format, lints, all tests, and the dependency audit against the
@@ -16,6 +16,10 @@ for tool in age zstd; do
 done
 # systemd-analyze checks the units `sluice schedule` writes.
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+# The schedules' time zones (Europe/Berlin, America/New_York in the tests).
+[ -e /usr/share/zoneinfo/Europe/Berlin ] || missing+=(tzdata)
+# openssl makes the certificates of the notification tests' https server.
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         echo "test.sh: installing ${missing[*]}" >&2

@@ -17,6 +17,7 @@ use crate::{
     keys::Recipients,
     lease::Lease,
     pipeline::{self, PipelineError, Tee, UploadSettings, Uploaded, side_branch},
+    progress::Meter,
     signing::{SigningError, SigningKey, TrustedSigners},
     source::{PostgresSource, Source},
     store,
@@ -34,6 +35,8 @@ pub struct Options {
     pub kind: BackupKind,
     /// For a pre-restore safety backup: the target it protects.
     pub target: Option<String>,
+    /// Where the uploads count their bytes, for a progress display.
+    pub meter: Meter,
 }
 
 impl Default for Options {
@@ -43,6 +46,7 @@ impl Default for Options {
             note: None,
             kind: BackupKind::Manual,
             target: None,
+            meter: Meter::default(),
         }
     }
 }
@@ -66,6 +70,7 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
         part_size: set.store.part_size.0,
         parallel_parts: set.store.parallel_parts,
         stall_timeout: set.store.stall_timeout,
+        meter: options.meter.clone(),
     };
     let signing_key = signing_key(set, options.kind)?;
     let started_at = Timestamp::now();

@@ -1,7 +1,8 @@
 //! Child processes as checked streams (after ripgrep's `CommandReader`): the
 //! child runs in its own process group, its stderr is drained on a thread from
 //! the start (so it can never block on a full pipe) and its tail kept for the
-//! error message, and its exit status decides success, never its output alone.
+//! error message (with credentials in URLs masked), and its exit status
+//! decides success, never its output alone.
 
 use std::{
     collections::VecDeque,
@@ -14,7 +15,10 @@ use std::{
 
 use rustix::process::{Pid, Signal, kill_process_group};
 
-use crate::cancel::{Cancel, GroupGuard};
+use crate::{
+    cancel::{Cancel, GroupGuard},
+    redact,
+};
 
 /// How many lines of a child's stderr an error message quotes.
 const TAIL_LINES: usize = 20;
@@ -197,7 +201,8 @@ fn drain_stderr(pipe: impl io::Read, program: &str, echo: Echo) -> String {
             Ok(_) => {}
         }
         line.truncate(MAX_LINE);
-        let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+        // A tool may print its connection URL, password and all.
+        let text = redact::credentials(String::from_utf8_lossy(&line).trim_end()).into_owned();
         match echo {
             Echo::Debug => tracing::debug!(program, "{text}"),
             Echo::Info => tracing::info!(program, "{text}"),
@@ -247,6 +252,19 @@ mod tests {
         assert_eq!(stderr.lines().count(), TAIL_LINES);
         assert!(stderr.ends_with("line100"));
         assert!(!stderr.contains("line80\n"));
+    }
+
+    #[test]
+    fn the_tail_masks_passwords_in_urls() {
+        let err = sh("echo 'cannot reach mysql://root:hunter2@db:3306/shop' >&2; exit 1")
+            .wait_checked()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot reach mysql://***@db:3306/shop"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -4,11 +4,13 @@
 
 mod anonymize;
 mod backup;
+mod daemon;
 mod fetch;
 mod gc;
 mod keygen;
 mod list;
 mod lock;
+mod progress;
 mod prune;
 mod restore;
 mod schedule;
@@ -79,6 +81,7 @@ enum Command {
     Gc(gc::Args),
     Lock(lock::Args),
     Schedule(schedule::Args),
+    Daemon(daemon::Args),
     Keygen(keygen::Args),
     Anonymize(anonymize::Args),
 }
@@ -139,7 +142,8 @@ impl SignatureArgs {
 }
 
 /// Sets up logging on stderr: info by default, `-q` errors only, `-v` debug;
-/// `SLUICE_LOG` (an env-filter directive) overrides.
+/// `SLUICE_LOG` (an env-filter directive) overrides. Progress bars are on
+/// for text logs on a terminal without `-q`.
 pub fn init_logging(cli: &Cli) {
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
@@ -149,18 +153,46 @@ pub fn init_logging(cli: &Cli) {
     };
     let filter = EnvFilter::try_from_env("SLUICE_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("sluice={level},warn")));
+    let terminal = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| progress::LogWriter)
         .with_target(false);
     match cli.log_format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Text => {
+            if terminal && !cli.quiet {
+                progress::enable();
+            }
+            builder.with_ansi(terminal).init();
+        }
         LogFormat::Json => builder.json().init(),
     }
 }
 
-/// Runs the parsed command.
+impl Cli {
+    /// The flags that give a child `sluice` the same logging.
+    fn log_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if self.quiet {
+            flags.push("--quiet".to_owned());
+        }
+        flags.extend((0..self.verbose).map(|_| "--verbose".to_owned()));
+        let format = match self.log_format {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        };
+        flags.extend(["--log-format".to_owned(), format.to_owned()]);
+        flags
+    }
+}
+
+/// Runs the parsed command. Signals fire `cancel`, except in the daemon,
+/// which handles them itself.
 pub async fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<()> {
+    if !matches!(cli.command, Command::Daemon(_)) {
+        tokio::spawn(stop_on_signals(cancel.clone()));
+    }
+    let log_flags = cli.log_flags();
     let (config, config_path) =
         Config::discover(cli.config.as_deref()).map_err(sluice::Error::from)?;
     let context = Context {
@@ -179,6 +211,7 @@ pub async fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<()> {
         Command::Gc(args) => gc::run(&context, args).await,
         Command::Lock(args) => lock::run(&context, args).await,
         Command::Schedule(args) => schedule::run(&context, args),
+        Command::Daemon(args) => daemon::run(&context, args, log_flags).await,
         Command::Keygen(args) => keygen::run(args),
         Command::Anonymize(args) => anonymize::run(args),
     }
@@ -238,7 +271,7 @@ impl Context {
 /// Fires `cancel` on SIGINT, SIGTERM or SIGHUP, so the run cleans up (kills
 /// restore processes, aborts uploads, removes staging) and exits; a second
 /// signal exits at once.
-pub async fn stop_on_signals(cancel: Cancel) {
+async fn stop_on_signals(cancel: Cancel) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),

@@ -83,6 +83,9 @@ pub struct Config {
     /// The default retention policy of every set.
     #[serde(default)]
     pub retention: Option<Retention>,
+    /// The default notifications of every set.
+    #[serde(default)]
+    pub notify: Option<NotifyConfig>,
     /// The sets, by name.
     #[serde(default)]
     pub sets: BTreeMap<String, SetConfig>,
@@ -191,6 +194,10 @@ fn default_stall_timeout() -> Duration {
 
 fn default_hook_timeout() -> Duration {
     Duration::from_secs(300)
+}
+
+fn default_notify_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_lease_ttl() -> Duration {
@@ -335,6 +342,61 @@ impl Retention {
     }
 }
 
+/// `notify = { … }`: who hears about each backup (see [`crate::notify`]).
+/// Every URL is optional; each is `http://` or `https://` and may carry
+/// `user:password@` for basic authentication.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// POSTed to when a backup starts (healthchecks.io:
+    /// `"https://hc-ping.com/UUID/start"`).
+    #[serde(default, deserialize_with = "env_opt_string")]
+    pub start: Option<String>,
+    /// POSTed to, with a one-line summary, when a backup succeeds
+    /// (`"https://hc-ping.com/UUID"`).
+    #[serde(default, deserialize_with = "env_opt_string")]
+    pub success: Option<String>,
+    /// POSTed to, with the error's last lines, when a backup fails or is
+    /// stopped (`"https://hc-ping.com/UUID/fail"`).
+    #[serde(default, deserialize_with = "env_opt_string")]
+    pub failure: Option<String>,
+    /// POSTed a JSON document when a backup starts and when it ends.
+    #[serde(default, deserialize_with = "env_opt_string")]
+    pub webhook: Option<String>,
+    /// Time for each attempt to deliver a notification (`"10s"`); each is
+    /// tried up to 3 times.
+    #[serde(default = "default_notify_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+impl NotifyConfig {
+    /// The configured URLs with their keys.
+    pub fn urls(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("start", &self.start),
+            ("success", &self.success),
+            ("failure", &self.failure),
+            ("webhook", &self.webhook),
+        ]
+        .into_iter()
+        .filter_map(|(key, url)| Some((key, url.as_deref()?)))
+    }
+
+    /// Refuses a URL sluice could not send to, naming its key but not the
+    /// URL, which may hold a secret.
+    fn validate(&self, what: &str) -> Result<(), ConfigError> {
+        for (key, url) in self.urls() {
+            let scheme = url::Url::parse(url).map(|u| u.scheme().to_owned());
+            if !matches!(scheme.as_deref(), Ok("http" | "https")) {
+                return Err(ConfigError::Invalid(format!(
+                    "{what}'s notify.{key} is not an http:// or https:// URL (not shown: it may hold a secret); write e.g. \"https://hc-ping.com/UUID\""
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `[sets.NAME]`: what one backup run covers.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -375,6 +437,9 @@ pub struct SetConfig {
     /// (`"/var/lib/prometheus/node-exporter/sluice-prod.prom"`).
     #[serde(default, deserialize_with = "env_opt_path")]
     pub metrics_file: Option<PathBuf>,
+    /// Overrides the top-level `notify` as a whole.
+    #[serde(default)]
+    pub notify: Option<NotifyConfig>,
     /// The sources, backed up and restored in this order.
     #[serde(default)]
     pub sources: Vec<Source>,
@@ -424,6 +489,8 @@ pub struct SetPlan {
     pub hook_timeout: Duration,
     /// The Prometheus textfile, if any.
     pub metrics_file: Option<PathBuf>,
+    /// Who hears about each backup, if anyone.
+    pub notify: Option<NotifyConfig>,
     /// Whether the config file defines the set.
     pub configured: bool,
 }
@@ -485,6 +552,9 @@ impl Config {
         if let Some(retention) = &self.retention {
             retention.validate("the top-level retention")?;
         }
+        if let Some(notify) = &self.notify {
+            notify.validate("the top level")?;
+        }
         let keys = self
             .sets
             .iter()
@@ -502,6 +572,9 @@ impl Config {
             validate_set_name(name).map_err(|e| ConfigError::Invalid(e.to_string()))?;
             if let Some(retention) = &set.retention {
                 retention.validate(&format!("set `{name}`'s retention"))?;
+            }
+            if let Some(notify) = &set.notify {
+                notify.validate(&format!("set `{name}`"))?;
             }
             let mut seen = std::collections::BTreeSet::new();
             for source in &set.sources {
@@ -574,6 +647,7 @@ impl Config {
             after: set.after,
             hook_timeout: set.hook_timeout,
             metrics_file: set.metrics_file,
+            notify: set.notify.or_else(|| self.notify.clone()),
             configured: configured.is_some(),
         })
     }
@@ -1068,6 +1142,74 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("`1 month` is not a duration"), "{err}");
+    }
+
+    #[test]
+    fn notify_is_a_default_that_a_set_replaces_as_a_whole() {
+        let config = Config::parse(
+            "t.toml",
+            r#"
+            [store]
+            url = "file:///b"
+            [notify]
+            webhook = "https://hooks.example/sluice"
+            [sets.prod.notify]
+            start = "https://hc-ping.com/UUID/start"
+            failure = "https://hc-ping.com/UUID/fail"
+            timeout = "3s"
+            [sets.dev]
+            "#,
+        )
+        .unwrap();
+        let prod = config.set("prod", &Overrides::default()).unwrap();
+        let notify = prod.notify.unwrap();
+        assert_eq!(notify.webhook, None);
+        assert_eq!(notify.success, None);
+        assert_eq!(notify.timeout, Duration::from_secs(3));
+        assert_eq!(
+            notify.urls().map(|(key, _)| key).collect::<Vec<_>>(),
+            ["start", "failure"]
+        );
+        let dev = config.set("dev", &Overrides::default()).unwrap();
+        let notify = dev.notify.unwrap();
+        assert_eq!(
+            notify.webhook.as_deref(),
+            Some("https://hooks.example/sluice")
+        );
+        assert_eq!(notify.timeout, Duration::from_secs(10));
+        let none = Config::parse("t.toml", "[store]\nurl = \"file:///b\"\n").unwrap();
+        assert!(
+            none.set("x", &Overrides::default())
+                .unwrap()
+                .notify
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_notify_url_that_is_not_http_is_refused_without_showing_it() {
+        for url in [
+            "hc-ping.com/secret-uuid",
+            "ftp://host/secret-uuid",
+            "mailto:secret-uuid@x",
+        ] {
+            let err = Config::parse("t.toml", &format!("[sets.a.notify]\nsuccess = \"{url}\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("set `a`'s notify.success is not an http:// or https:// URL"),
+                "{err}"
+            );
+            assert!(!err.contains("secret-uuid"), "{err}");
+        }
+        let err = Config::parse("t.toml", "[notify]\nwebhook = \"hooks.example\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the top level's notify.webhook"), "{err}");
+        let err = Config::parse("t.toml", "[notify]\nsucess = \"https://x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `sucess`"), "{err}");
     }
 
     #[test]

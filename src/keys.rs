@@ -13,6 +13,10 @@ use std::{
 use age::secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
+mod passphrase;
+
+pub use passphrase::PASSPHRASE_ENV;
+
 /// A recipient or identity problem.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -56,6 +60,14 @@ pub enum KeyError {
         /// The file.
         path: PathBuf,
         /// What is wrong.
+        reason: String,
+    },
+    /// A passphrase-protected identity file could not be opened.
+    #[error("identity file `{}` is passphrase-protected, and {reason}", path.display())]
+    Passphrase {
+        /// The file.
+        path: PathBuf,
+        /// Why it did not open.
         reason: String,
     },
     /// The new identity file could not be written.
@@ -192,8 +204,9 @@ impl std::fmt::Debug for Identities {
 }
 
 impl Identities {
-    /// Reads identity files: age identity files (`AGE-SECRET-KEY-1…` lines)
-    /// or unencrypted OpenSSH private keys. Warns when a file is readable by
+    /// Reads identity files: age identity files (`AGE-SECRET-KEY-1…` lines),
+    /// also passphrase-protected ones (asking for the passphrase), or
+    /// unencrypted OpenSSH private keys. Warns when a file is readable by
     /// others.
     pub fn load(paths: &[PathBuf]) -> Result<Self, KeyError> {
         if paths.is_empty() {
@@ -206,7 +219,14 @@ impl Identities {
                 path: path.clone(),
                 source,
             };
-            let text = fs::read_to_string(path).map_err(read_err)?;
+            let bytes = fs::read(path).map_err(read_err)?;
+            let text = if passphrase::is_encrypted(&bytes) {
+                passphrase::open(path, &bytes)?
+            } else {
+                String::from_utf8(bytes).map_err(|e| {
+                    read_err(io::Error::new(io::ErrorKind::InvalidData, e.utf8_error()))
+                })?
+            };
             if let Ok(meta) = fs::metadata(path)
                 && meta.permissions().mode() & 0o077 != 0
             {
@@ -296,12 +316,19 @@ pub fn generate() -> NewKey {
     }
 }
 
-/// Writes a new identity file with mode 0600; never overwrites a file.
-pub fn write_identity(path: &Path, key: &NewKey) -> Result<(), KeyError> {
-    create_private(path, key.identity_file.as_bytes()).map_err(|source| KeyError::WriteIdentity {
+/// Writes a new identity file with mode 0600, encrypted with a passphrase
+/// when `protect` is set; never overwrites a file.
+pub fn write_identity(path: &Path, key: &NewKey, protect: bool) -> Result<(), KeyError> {
+    let err = |source| KeyError::WriteIdentity {
         path: path.to_owned(),
         source,
-    })
+    };
+    let contents = if protect {
+        passphrase::protect(&key.identity_file).map_err(err)?
+    } else {
+        key.identity_file.clone().into_bytes()
+    };
+    create_private(path, &contents).map_err(err)
 }
 
 /// Creates `path` with mode 0600 holding `contents` (a secret key), synced
@@ -357,12 +384,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key.txt");
         let key = generate();
-        write_identity(&path, &key).unwrap();
+        write_identity(&path, &key, false).unwrap();
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        assert!(write_identity(&path, &key).is_err(), "overwrote a key");
+        assert!(
+            write_identity(&path, &key, false).is_err(),
+            "overwrote a key"
+        );
         let identities = Identities::load(&[path]).unwrap();
         assert_eq!(identities.fingerprints(), [fingerprint(&key.recipient)]);
     }

@@ -21,10 +21,7 @@ fn main() -> ExitCode {
         }
     };
     let cancel = Cancel::new();
-    let result = runtime.block_on(async {
-        tokio::spawn(cli::stop_on_signals(cancel.clone()));
-        cli::run(args, &cancel).await
-    });
+    let result = runtime.block_on(cli::run(args, &cancel));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<cli::StdoutClosed>() => ExitCode::SUCCESS,

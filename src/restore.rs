@@ -41,6 +41,7 @@ use crate::{
     keys::Identities,
     partial_file::PartialFile,
     pipeline::{PipelineError, is_secondary, open_decoder, pipeline_error, start_download},
+    progress::Meter,
     source::Source,
     store::Store,
 };
@@ -154,6 +155,7 @@ impl RestoreError {
 async fn safety_backup(
     set: &SetPlan,
     step: &Step,
+    meter: &Meter,
     cancel: &Cancel,
 ) -> Result<Option<Manifest>, Error> {
     let Target::Mysql(target, tools) = &step.target else {
@@ -179,6 +181,7 @@ async fn safety_backup(
         note: Some("pre-restore".to_owned()),
         kind: crate::catalog::BackupKind::PreRestore,
         target: Some(target.display()),
+        meter: meter.clone(),
     };
     crate::backup::run(&safety, &options, cancel)
         .await
@@ -186,12 +189,14 @@ async fn safety_backup(
 }
 
 /// Settings of a restore.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Settings {
     /// Parts downloaded at once.
     pub parallel_parts: usize,
     /// How PostgreSQL targets are restored.
     pub postgres: postgres::Options,
+    /// Where downloads (and a safety backup's uploads) count their bytes.
+    pub meter: Meter,
 }
 
 /// Restores one object into its target. Nothing reaches a directory or file
@@ -233,7 +238,7 @@ pub async fn run_step(
         step.target
     );
     let safety_copy = match safety {
-        Some(set) => safety_backup(set, step, cancel).await?,
+        Some(set) => safety_backup(set, step, &settings.meter, cancel).await?,
         None => None,
     };
     if let Some(copy) = &safety_copy {
@@ -273,8 +278,13 @@ async fn stream_step(
         files::preflight(dir, true)?;
     }
     let key = manifest.object_key(&step.object);
-    let (reader, mut download) =
-        start_download(store, key, step.object.clone(), settings.parallel_parts);
+    let (reader, mut download) = start_download(
+        store,
+        key,
+        step.object.clone(),
+        settings.parallel_parts,
+        &settings.meter,
+    );
     let (object, target, id, worker_cancel) = (
         step.object.clone(),
         step.target.clone(),

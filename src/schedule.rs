@@ -7,8 +7,17 @@
 //! translated into a timer that fires on other days. As in Vixie cron, a
 //! field that starts with `*` (like `*/2`) does not count as restricted for
 //! that rule: the other field then has to match as well, as on systemd.
+//!
+//! `sluice daemon` runs the expressions itself, with cron's own rules
+//! (either day field may match), through [`Cron::next_after`] and a
+//! [`Timetable`] of the sets.
+
+mod next_fire;
+mod timetable;
 
 use std::{collections::BTreeSet, fmt, str::FromStr};
+
+pub use timetable::{Fire, Timetable};
 
 /// A parsed 5-field cron expression.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +51,14 @@ pub enum ScheduleError {
         "schedule `{expr}` restricts both the day of the month and the weekday, which cron joins with OR (either matches) while a systemd timer requires both; restrict only one of them, or use two sets"
     )]
     DayOrWeekday {
+        /// The expression.
+        expr: String,
+    },
+    /// The expression matches no date, like the 30th of February.
+    #[error(
+        "schedule `{expr}` never fires: no date matches it (like the 30th of February); check the day-of-month and month fields"
+    )]
+    NeverFires {
         /// The expression.
         expr: String,
     },

@@ -19,6 +19,7 @@ use crate::{
     catalog::{Manifest, ObjectRecord},
     keys::Identities,
     pipeline::{PipelineError, is_secondary, start_download},
+    progress::Meter,
     restore::{self, RestoreError, Step, Target},
     store::Store,
 };
@@ -50,6 +51,7 @@ pub async fn object(
         let settings = restore::Settings {
             parallel_parts,
             postgres: restore::postgres::Options::default(),
+            meter: Meter::default(),
         };
         let store = Arc::clone(&store);
         match restore::run_step(store, manifest, &step, identities, &settings, None, cancel).await {
@@ -75,7 +77,13 @@ async fn ciphertext(
     cancel: &Cancel,
 ) -> Result<(), Error> {
     let key = manifest.object_key(record);
-    let (mut reader, download) = start_download(store, key, record.clone(), parallel_parts);
+    let (mut reader, download) = start_download(
+        store,
+        key,
+        record.clone(),
+        parallel_parts,
+        &Meter::default(),
+    );
     let object = record.name.clone();
     let read = spawn_blocking(move || -> Result<(), PipelineError> {
         match age::Decryptor::new(&mut reader) {

@@ -7,6 +7,7 @@ use sluice::{
     catalog::Manifest,
     config::{ConfigError, Overrides, SetPlan},
     hooks, metrics,
+    notify::{self, Notifier},
     source::Source,
 };
 
@@ -36,6 +37,10 @@ use super::Context;
 /// `sluice prune --help`). The new backup is never removed; if the prune
 /// fails, the backup stays committed, its SET@ID is still printed, and the
 /// exit status is 1.
+///
+/// A set with `notify` tells monitors when the backup starts and how it
+/// ended (healthchecks-style pings and a JSON webhook). A notification that
+/// fails is retried and logged, and never changes the exit status.
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -85,7 +90,12 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     let known: Vec<&str> = context.config.set_names().collect();
     set.require_sources(&known).map_err(sluice::Error::from)?;
     let (note, json, set) = (args.note, args.json, &set);
-    super::with_lease(set, "backup", |lease| async move {
+    let notifier = set.notify.as_ref().map(|n| Notifier::start(n, &set.name));
+    // The backup, once committed: the notifications name it even when
+    // pruning or the after hook fails afterwards.
+    let mut committed = None;
+    let committed_slot = &mut committed;
+    let result = super::with_lease(set, "backup", |lease| async move {
         let started = std::time::Instant::now();
         let outcome = match hook(set, "before", &set.before, &[], cancel).await {
             Err(e) => Err(anyhow::Error::from(e).context("the dump was skipped")),
@@ -95,10 +105,16 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
                     note,
                     ..backup::Options::default()
                 };
-                match backup::run(set, &options, cancel).await {
-                    Ok(manifest) => report(set, &manifest, json, cancel)
-                        .await
-                        .map(|()| manifest),
+                let bars = super::progress::Display::start(&options.meter);
+                let made = backup::run(set, &options, cancel).await;
+                drop(bars);
+                match made {
+                    Ok(manifest) => {
+                        *committed_slot = Some(manifest.clone());
+                        report(set, &manifest, json, cancel)
+                            .await
+                            .map(|()| manifest)
+                    }
                     Err(e) => Err(e.into()),
                 }
             }
@@ -126,7 +142,33 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             (Ok(_), false) => Ok(()),
         }
     })
-    .await
+    .await;
+    if let Some(notifier) = notifier {
+        notify_end(notifier, &result, committed.as_ref(), cancel).await;
+    }
+    result
+}
+
+/// Sends the end notifications: the outcome matches sluice's exit status.
+async fn notify_end(
+    notifier: Notifier,
+    result: &anyhow::Result<()>,
+    committed: Option<&Manifest>,
+    cancel: &Cancel,
+) {
+    let (outcome, error) = match result {
+        Ok(()) => (notify::Outcome::Success, None),
+        // As in main: a reader of the output that went away is no failure.
+        Err(e) if e.is::<super::StdoutClosed>() => (notify::Outcome::Success, None),
+        Err(e) if cancel.is_fired() => (notify::Outcome::Cancelled, Some(crate::describe(e))),
+        Err(e) => (notify::Outcome::Failure, Some(crate::describe(e))),
+    };
+    let end = notify::End {
+        outcome,
+        manifest: committed,
+        error: error.as_deref(),
+    };
+    notifier.finish(&end).await;
 }
 
 /// Runs one hook of the set, if it has one, on a blocking thread.

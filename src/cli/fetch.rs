@@ -6,6 +6,7 @@ use sluice::{
     Cancel,
     catalog::{self, CatalogError, ObjectRecord, Selector, Which},
     keys::Identities,
+    progress::Meter,
     restore::{self, RestoreError, Step, Target},
     store,
 };
@@ -139,8 +140,11 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
                 drop_old: false,
                 in_place: false,
             },
+            meter: Meter::default(),
         };
+        let bars = super::progress::Display::start(&settings.meter);
         restore::run_step(store, &manifest, step, identities, &settings, None, cancel).await?;
+        drop(bars);
         tracing::info!(
             "loaded {} of {}@{} into {}",
             object.source,
@@ -163,7 +167,9 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     let settings = restore::Settings {
         parallel_parts: plan.store.parallel_parts,
         postgres: restore::postgres::Options::default(),
+        meter: Meter::default(),
     };
+    let _bars = super::progress::Display::start(&settings.meter);
     restore::run_step(store, &manifest, &step, identities, &settings, None, cancel).await?;
     Ok(())
 }

@@ -12,6 +12,11 @@ use sluice::{keys, signing};
 /// the identity where restores run. Without -o, the identity is printed to
 /// stdout and the public key to stderr, as age-keygen does.
 ///
+/// With --passphrase the identity file is encrypted with a passphrase
+/// (age's scrypt, as `age -p` does; stock `age -d -i FILE` opens it too),
+/// asked twice at the terminal or taken from SLUICE_IDENTITY_PASSPHRASE.
+/// Commands that decrypt then ask for it, or read that variable.
+///
 /// --signing makes the backup host's signing key instead: keep the file on
 /// the backup host (`signing-key` under [keys], or SLUICE_SIGNING_KEY_FILE),
 /// and put its public key (sluicesign1…) in `trusted-signers` where
@@ -22,6 +27,10 @@ pub struct Args {
     /// Write the key to this new file (never overwritten)
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+
+    /// Protect the identity file with a passphrase (needs -o)
+    #[arg(long, requires = "output", conflicts_with = "signing")]
+    passphrase: bool,
 
     /// Make a signing key (SLUICE-SIGNING-KEY-1…, public key sluicesign1…) instead of an age identity
     #[arg(long)]
@@ -39,7 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         let key = keys::generate();
         if let Some(path) = &args.output {
-            keys::write_identity(path, &key).map_err(sluice::Error::from)?;
+            keys::write_identity(path, &key, args.passphrase).map_err(sluice::Error::from)?;
         }
         (key.identity_file, key.recipient, "identity")
     };

@@ -11,6 +11,7 @@ use sluice::{
     catalog::{self, Selector},
     config::Overrides,
     keys::Identities,
+    progress::Meter,
     restore::{self, RestoreError, Step},
     store,
 };
@@ -125,10 +126,12 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             drop_old: args.drop_old,
             in_place: args.in_place,
         },
+        meter: Meter::default(),
     };
     let (store, manifest, steps, identities, settings, plan) =
         (&store, &manifest, &steps, &identities, &settings, &plan);
     super::with_lease(plan, "restore", |_| async move {
+        let _bars = super::progress::Display::start(&settings.meter);
         restore_steps(store, manifest, steps, identities, settings, plan, cancel).await
     })
     .await

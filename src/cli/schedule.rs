@@ -21,6 +21,7 @@ use super::Context;
 /// hardened (read-only system, private /tmp, no new privileges; only a
 /// file:// store is writable) and reads secrets from
 /// /etc/sluice/SET.env (PGPASSWORD=…, AWS_SECRET_ACCESS_KEY=…), if present.
+/// Without systemd (in a container), `sluice daemon` runs the schedules.
 ///
 ///   sluice schedule print prod
 ///   sluice schedule install prod

@@ -17,19 +17,22 @@ use super::{
 };
 use crate::{
     catalog::ObjectRecord,
+    progress::Meter,
     store::{Store, StoreError},
 };
 
-/// Starts downloading `key` in the background; read the verified ciphertext
-/// from the returned reader. The task's result says whether every part was
+/// Starts downloading `key` in the background, counting into `meter`; read
+/// the verified ciphertext from the returned reader. The task's result says whether every part was
 /// intact; a reader whose task failed sees an error, never a clean end.
 pub(crate) fn start_download(
     store: Arc<dyn Store>,
     key: String,
     record: ObjectRecord,
     parallel_parts: usize,
+    meter: &Meter,
 ) -> (PipeReader, JoinHandle<Result<(), PipelineError>>) {
     let (tx, rx) = pipe(1);
+    let progress = meter.start(object_name(&key), Some(record.stored_size));
     let task = tokio::spawn(async move {
         let object = object_name(&key);
         let store_err = |error| match error {
@@ -77,6 +80,7 @@ pub(crate) fn start_download(
                 },
             })?;
             index += 1;
+            progress.add_stored(part.len() as u64);
             let chunk = part.clone();
             whole = spawn_blocking(move || {
                 whole.update(&chunk);

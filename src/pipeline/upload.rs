@@ -2,6 +2,7 @@
 
 use std::{
     io::{self, Write},
+    sync::Arc,
     time::Duration,
 };
 
@@ -13,11 +14,12 @@ use super::{
     PipelineError,
     channel::{CHUNK_SIZE, ChunkWriter, PipeReader, is_secondary, pipe},
     hex, object_name,
-    stall::{Counted, Progress},
+    stall::{Counted, stalled},
 };
 use crate::{
     Cancel,
     config::Compression,
+    progress::Meter,
     source::SourceError,
     store::{PartWriter, Store},
 };
@@ -33,7 +35,7 @@ pub const MAX_PARTS: usize = 10_000;
 pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 
 /// How an object is written.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct UploadSettings {
     /// zstd settings.
     pub compression: Compression,
@@ -43,6 +45,8 @@ pub struct UploadSettings {
     pub parallel_parts: usize,
     /// How long the upload may move no bytes before it fails; zero for never.
     pub stall_timeout: Duration,
+    /// Where the upload counts the bytes it reads and stores.
+    pub meter: Meter,
 }
 
 impl UploadSettings {
@@ -54,7 +58,9 @@ impl UploadSettings {
     /// so memory stays at what `part_size` × `parallel_parts` allows.
     pub fn sized_for(&self, hint: Option<u64>) -> Self {
         const MIB: u64 = 1024 * 1024;
-        let Some(hint) = hint else { return *self };
+        let Some(hint) = hint else {
+            return self.clone();
+        };
         let needed = hint
             .saturating_mul(2)
             .div_ceil(MAX_PARTS as u64)
@@ -68,7 +74,7 @@ impl UploadSettings {
         Self {
             part_size,
             parallel_parts,
-            ..*self
+            ..self.clone()
         }
     }
 }
@@ -119,9 +125,9 @@ where
     let (zstd_tx, zstd_rx) = pipe(CHANNEL_DEPTH);
     let (part_tx, mut part_rx) = mpsc::channel::<Bytes>(1);
 
-    let progress = Progress::default();
+    let progress = settings.meter.start(object.clone(), None);
     let source = spawn_blocking({
-        let progress = progress.clone();
+        let progress = Arc::clone(&progress);
         move || {
             let mut out = Counted::new(ChunkWriter::new(source_tx, CHUNK_SIZE), progress);
             produce(&mut out)?;
@@ -143,7 +149,7 @@ where
             let len = part.len() as u64;
             // `put` returns once there is room: an earlier part was stored.
             writer.put(part).await?;
-            progress.add(len);
+            progress.add_stored(len);
         }
         writer.flush().await
     };
@@ -151,7 +157,7 @@ where
     let joined = tokio::select! {
         joined = async { tokio::join!(source, compress, encrypt, store_parts) } => Ok(joined),
         () = cancel.fired() => Err(PipelineError::Interrupted),
-        () = progress.stalled(settings.stall_timeout) => {
+        () = stalled(&progress, settings.stall_timeout) => {
             cancel.fire();
             Err(PipelineError::Stalled {
                 object: object.clone(),
@@ -402,6 +408,7 @@ mod tests {
             part_size,
             parallel_parts,
             stall_timeout: Duration::ZERO,
+            meter: Meter::default(),
         }
     }
 

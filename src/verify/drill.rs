@@ -98,6 +98,7 @@ pub async fn object(
             drop_old: true,
             in_place: false,
         },
+        meter: crate::progress::Meter::default(),
     };
     let restored =
         restore::run_step(store, manifest, &step, identities, &settings, None, cancel).await;

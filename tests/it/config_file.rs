@@ -87,6 +87,21 @@ fn the_example_config_parses() {
         .env("PGPASSWORD", "x")
         .env("SHOP_DB_PASSWORD", "x")
         .env("MONGO_URI", "mongodb://localhost")
+        .env("HC_UUID", "5a1e0f7c-2b6d-4c3e-9f00-5ec7e7c0ffee")
+        .assert()
+        .success();
+}
+
+#[test]
+fn the_kubernetes_example_config_parses() {
+    let w = World::new();
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes/sluice.toml");
+    w.sluice()
+        .arg("--config")
+        .arg(&example)
+        .args(["list", "prod", "--store", &w.store_url()])
+        .env("PGPASSWORD", "x")
         .assert()
         .success();
 }

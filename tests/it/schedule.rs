@@ -99,3 +99,30 @@ fn a_set_without_a_schedule_says_how_to_add_one() {
     let stderr = print_refused("");
     assert!(stderr.contains("has no `schedule`"), "{stderr}");
 }
+
+#[test]
+fn the_systemd_example_is_what_schedule_install_writes() {
+    let w = World::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = root.join("examples/sluice.toml");
+    w.sluice()
+        .arg("--config")
+        .arg(&config)
+        .args(["schedule", "install", "prod", "--dir"])
+        .arg(w.path(""))
+        .env("PGPASSWORD", "x")
+        .env("SHOP_DB_PASSWORD", "x")
+        .env("MONGO_URI", "mongodb://localhost")
+        .env("HC_UUID", "5a1e0f7c-2b6d-4c3e-9f00-5ec7e7c0ffee")
+        .assert()
+        .success();
+    let sluice = assert_cmd::cargo::cargo_bin("sluice");
+    for unit in ["sluice-backup-prod.service", "sluice-backup-prod.timer"] {
+        let written = fs::read_to_string(w.path(unit))
+            .unwrap()
+            .replace(sluice.to_str().unwrap(), "/usr/local/bin/sluice")
+            .replace(config.to_str().unwrap(), "/etc/sluice/sluice.toml");
+        let example = fs::read_to_string(root.join("examples/systemd").join(unit)).unwrap();
+        assert_eq!(written, example, "examples/systemd/{unit} is out of date");
+    }
+}

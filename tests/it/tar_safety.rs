@@ -67,6 +67,7 @@ fn plant(w: &World, tar: Vec<u8>) -> String {
             part_size: 1 << 20,
             parallel_parts: 2,
             stall_timeout: std::time::Duration::ZERO,
+            meter: sluice::progress::Meter::default(),
         };
         let key = catalog::object_key("evil", &id, name);
         let stored = upload(
