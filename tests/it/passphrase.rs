@@ -133,6 +133,7 @@ fn a_passphrase_typed_at_a_terminal_opens_it_in_sluice_and_in_stock_age() {
             .args(["-qec", &command, "/dev/null"])
             .current_dir(w.dir.path())
             .env_remove("SLUICE_IDENTITY_PASSPHRASE")
+            .env("SLUICE_TRUSTED_SIGNERS", &w.signer)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
