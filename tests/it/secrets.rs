@@ -1,7 +1,7 @@
 //! Secrets stay secret: after backups, restores and failed runs that use
 //! known passwords (PostgreSQL and MariaDB connection passwords from the
-//! config's `${VARS}`, an identity passphrase), none of them appears in
-//! sluice's output or logs (at debug level), in anything in the store
+//! config's `${VARS}`, an identity passphrase) and the signing key, none of
+//! them appears in sluice's output or logs (at debug level), in anything in the store
 //! (manifests, leases), in the metrics file, or in the argv of any dump or
 //! restore tool sluice ran (recorded by wrappers placed first on PATH).
 
@@ -219,8 +219,22 @@ fn no_password_or_passphrase_appears_in_output_logs_store_metrics_or_argv() {
         places.iter().any(|(_, text)| text.contains(&my.name)),
         "the search sees what sluice wrote"
     );
+    // The backups were signed with the world's signing key: its secret
+    // line is as secret as the passwords.
+    let signing_key = fs::read_to_string(w.path("signing.key")).unwrap();
+    let signing_secret = signing_key
+        .lines()
+        .find(|l| l.starts_with("SLUICE-SIGNING-KEY-1"))
+        .unwrap()
+        .trim_start_matches("SLUICE-SIGNING-KEY-1");
+    assert!(
+        places
+            .iter()
+            .any(|(place, text)| place.ends_with("manifest.json") && text.contains(&w.signer)),
+        "the backups were signed"
+    );
     for (place, text) in &places {
-        for secret in [PG_SECRET, MY_SECRET, MY_WRONG, PASSPHRASE] {
+        for secret in [PG_SECRET, MY_SECRET, MY_WRONG, PASSPHRASE, signing_secret] {
             assert!(
                 !text.contains(secret),
                 "`{secret}` appears in {place}:\n{text}"
