@@ -121,6 +121,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
         };
         let made = outcome.as_ref().ok().map(|m| m.id.to_string());
         let after_failed = run_after(set, made.as_deref()).await;
+        let mut metrics_failed = false;
         if let Some(path) = &set.metrics_file {
             let run = metrics::Run {
                 set: &set.name,
@@ -130,16 +131,24 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             };
             if let Err(e) = metrics::write(path, &run) {
                 tracing::error!("could not write the metrics file `{}`: {e}", path.display());
+                metrics_failed = true;
             }
         }
-        match (outcome, after_failed) {
+        // A backup whose monitoring did not hear of it must not look fine.
+        let failed_after = match (after_failed, metrics_failed) {
+            (false, false) => None,
+            (true, false) => Some("the after hook failed"),
+            (false, true) => Some("the metrics file could not be written"),
+            (true, true) => Some("the after hook failed and the metrics file could not be written"),
+        };
+        match (outcome, failed_after) {
             (Err(e), _) => Err(e),
-            (Ok(m), true) => Err(anyhow::anyhow!(
-                "backup `{}@{}` is committed, but the after hook failed (see above)",
+            (Ok(m), Some(what)) => Err(anyhow::anyhow!(
+                "backup `{}@{}` is committed, but {what} (see above)",
                 m.set,
                 m.id
             )),
-            (Ok(_), false) => Ok(()),
+            (Ok(_), None) => Ok(()),
         }
     })
     .await;

@@ -62,13 +62,20 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             units.service_name, units.service, units.timer_name, units.timer
         )),
         Action::Install { dir, .. } => {
+            if !dir.is_dir() {
+                return Err(sluice::Error::from(ConfigError::Usage(format!(
+                    "--dir `{}` is not a directory: create it first, or leave --dir out for /etc/systemd/system",
+                    dir.display()
+                )))
+                .into());
+            }
             for (file, text) in [
                 (&units.service_name, &units.service),
                 (&units.timer_name, &units.timer),
             ] {
                 let path = dir.join(file);
                 fs::write(&path, text).with_context(|| {
-                    format!("could not write `{}` (install needs root for /etc/systemd/system, or pass --dir)", path.display())
+                    format!("could not write `{}` (writing to /etc/systemd/system needs root; or pass --dir)", path.display())
                 })?;
             }
             super::print(&format!(
@@ -108,9 +115,25 @@ impl Units {
             Some(path) => format!(" --config {}", fs::canonicalize(path)?.display()),
             None => String::new(),
         };
-        let writable = match plan.store.url.strip_prefix("file://") {
-            Some(dir) => format!("ReadWritePaths={dir}\n"),
-            None => String::new(),
+        // Only what a backup writes: a file:// store, the metrics file's
+        // directory (the file is replaced by a rename).
+        let writable: Vec<String> = plan
+            .store
+            .url
+            .strip_prefix("file://")
+            .map(str::to_owned)
+            .into_iter()
+            .chain(
+                plan.metrics_file
+                    .as_deref()
+                    .and_then(|file| file.parent())
+                    .map(|dir| dir.display().to_string()),
+            )
+            .collect();
+        let writable = if writable.is_empty() {
+            String::new()
+        } else {
+            format!("ReadWritePaths={}\n", writable.join(" "))
         };
         let service_name = format!("sluice-backup-{name}.service");
         let service = format!(

@@ -118,7 +118,7 @@ fn ask(prompt: &str) -> io::Result<SecretString> {
         .open("/dev/tty")
         .map_err(|_| {
             io::Error::other(format!(
-                "there is no terminal to ask for it: run at a terminal, or set {PASSPHRASE_ENV}"
+                "there is no terminal to ask for the passphrase: run at a terminal, or set {PASSPHRASE_ENV}"
             ))
         })?;
     let saved = termios::tcgetattr(&tty)?;

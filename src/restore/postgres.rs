@@ -177,9 +177,14 @@ pub(crate) fn load(
             "--no-password".into(),
         ],
         _ => {
+            // --clean --if-exists into an empty database drops only what
+            // the dump is about to create: a dump of selected schemas that
+            // include `public` creates it, and template0 already has it.
             let mut argv: Vec<String> = vec![
                 "pg_restore".into(),
                 "--exit-on-error".into(),
+                "--clean".into(),
+                "--if-exists".into(),
                 "--no-password".into(),
             ];
             if options.no_owner {

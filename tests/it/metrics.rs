@@ -126,3 +126,30 @@ fn the_textfile_parses_after_a_success_and_after_a_failure() {
     // Written by rename: no temporary file is left beside it.
     assert_eq!(fs::read_dir(w.path("textfile")).unwrap().count(), 1);
 }
+
+#[test]
+fn a_metrics_file_that_cannot_be_written_fails_the_run_but_keeps_the_backup() {
+    let w = World::new();
+    fs::write(
+        w.path("sluice.toml"),
+        format!(
+            "[store]\nurl = \"{}\"\n[keys]\nrecipients = [\"{}\"]\n[sets.prod]\nmetrics-file = \"{}\"\n[[sets.prod.sources]]\nname = \"db\"\nkind = \"command\"\nbackup = [\"printf\", \"x\"]\n",
+            w.store_url(),
+            w.recipient,
+            w.path("no-such-dir/sluice-prod.prom").display()
+        ),
+    )
+    .unwrap();
+    let out = w
+        .sluice()
+        .args(["--config", "sluice.toml", "backup", "prod"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is committed, but the metrics file could not be written"),
+        "{stderr}"
+    );
+    assert_eq!(w.listed_ids("prod").len(), 1);
+}

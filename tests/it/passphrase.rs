@@ -118,7 +118,7 @@ fn without_a_terminal_or_the_variable_it_says_how_to_give_the_passphrase() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(
-            "no terminal to ask for it: run at a terminal, or set SLUICE_IDENTITY_PASSPHRASE"
+            "no terminal to ask for the passphrase: run at a terminal, or set SLUICE_IDENTITY_PASSPHRASE"
         ),
         "{stderr}"
     );

@@ -94,6 +94,41 @@ fn a_database_round_trips_into_a_new_database() {
     assert!(String::from_utf8_lossy(&listing.stdout).contains("TABLE DATA shop users"));
 }
 
+#[test]
+fn a_backup_of_the_public_schema_alone_restores_over_its_database() {
+    // pg_dump -n public writes CREATE SCHEMA public, which every new
+    // database already has.
+    let w = World::new();
+    let source = PgDb::create("pg public schema");
+    psql(
+        &source.name,
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one'), (2, 'two');\
+         CREATE SCHEMA other; CREATE TABLE other.skipped (x int);",
+    );
+    config(&w, &source.name, "custom");
+    let config = fs::read_to_string(w.path("sluice.toml")).unwrap();
+    fs::write(
+        w.path("sluice.toml"),
+        format!("{config}schemas = [\"public\"]\n"),
+    )
+    .unwrap();
+    w.sluice().args(["backup", "pg"]).assert().success();
+    let before = pg_checksums(&source.name);
+    psql(&source.name, "INSERT INTO t VALUES (3, 'after the backup')");
+    w.sluice()
+        .args(["restore", "pg", "-i", "key.txt", "--yes"])
+        .envs(PG_ENV)
+        .assert()
+        .success();
+    let restored = pg_checksums(&source.name);
+    assert!(before[0].starts_with("other.skipped 0"), "{before:?}");
+    assert_eq!(
+        restored,
+        before[1..].to_vec(),
+        "public.t as backed up, and no other schema"
+    );
+}
+
 /// Restores set `pg` over `target` with --yes and checks the restore failed
 /// and left `target` exactly as it was, with no staging database behind.
 fn restore_fails_and_leaves(w: &World, target: &PgDb, identity: &str) -> String {

@@ -22,7 +22,9 @@ fn world(schedule: &str) -> World {
 
 #[test]
 fn installed_units_pass_systemd_analyze_verify() {
-    let w = world("schedule = \"30 2 * * 1-5\"\ntimezone = \"Europe/Berlin\"");
+    let w = world(
+        "schedule = \"30 2 * * 1-5\"\ntimezone = \"Europe/Berlin\"\nmetrics-file = \"/var/lib/node-exporter/sluice.prom\"",
+    );
     let printed = stdout_of(
         &w.sluice()
             .args(["--config", "sluice.toml", "schedule", "print", "prod"])
@@ -35,10 +37,33 @@ fn installed_units_pass_systemd_analyze_verify() {
     );
     assert!(printed.contains("Persistent=true"), "{printed}");
     assert!(
-        printed.contains(&format!("ReadWritePaths={}", w.path("store").display())),
-        "{printed}"
+        printed.contains(&format!(
+            "ReadWritePaths={} /var/lib/node-exporter\n",
+            w.path("store").display()
+        )),
+        "the store and the metrics file's directory are writable: {printed}"
     );
 
+    let missing = w
+        .sluice()
+        .args([
+            "--config",
+            "sluice.toml",
+            "schedule",
+            "install",
+            "prod",
+            "--dir",
+            "units",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr)
+            .contains("--dir `units` is not a directory: create it first"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
     fs::create_dir(w.path("units")).unwrap();
     stdout_of(
         &w.sluice()
