@@ -71,7 +71,11 @@ impl Error {
             Error::Lease(LeaseError::Held { .. }) => 3,
             Error::Config(_) => 2,
             Error::Keys(_) => 2,
-            Error::Store(StoreError::InvalidUrl { .. } | StoreError::MissingRoot { .. }) => 2,
+            Error::Store(
+                StoreError::InvalidUrl { .. }
+                | StoreError::MissingRoot { .. }
+                | StoreError::ObjectLockUnsupported { .. },
+            ) => 2,
             Error::Restore(
                 RestoreError::UnknownSource { .. }
                 | RestoreError::NoTarget { .. }
