@@ -313,6 +313,7 @@ impl Shared {
                     .bucket(&self.bucket)
                     .key(full_key)
                     .if_none_match("*")
+                    .set_checksum_algorithm(checksum.as_ref().map(|_| ChecksumAlgorithm::Sha256))
                     .set_checksum_sha256(checksum.clone())
                     .set_object_lock_mode(lock_mode)
                     .set_object_lock_retain_until_date(retain_until)
@@ -625,7 +626,9 @@ impl Store for S3Store {
         abort_multipart(&self.shared, &upload.key, &full_key, &upload.id).await
     }
 
-    /// `GetObjectRetention`, with `object-lock` only.
+    /// `HeadObject`'s Object Lock retain-until date, with `object-lock`
+    /// only. (AWS shows it only to credentials with `s3:GetObjectRetention`;
+    /// moto does not implement `GetObjectRetention` itself.)
     async fn locked_until(&self, key: &str) -> Result<Option<jiff::Timestamp>, StoreError> {
         let s = &self.shared;
         if s.object_lock.is_none() {
@@ -635,23 +638,18 @@ impl Store for S3Store {
         let op = "read the retention of";
         let until = s
             .call(op, &full_key, || {
-                let request = s
-                    .client
-                    .get_object_retention()
-                    .bucket(&s.bucket)
-                    .key(&full_key);
+                let request = s.client.head_object().bucket(&s.bucket).key(&full_key);
                 async move {
                     let out = request.send().await.map_err(Failure::from_sdk)?;
                     Ok(out
-                        .retention()
-                        .and_then(|r| r.retain_until_date())
+                        .object_lock_retain_until_date()
                         .map(|t| (t.secs(), t.subsec_nanos())))
                 }
             })
             .await;
         let until = match until {
             Ok(until) => until,
-            // No retention on this object (NoSuchObjectLockConfiguration).
+            // Already gone: nothing keeps it.
             Err(e) if e.failure.kind == Kind::NotFound => None,
             Err(e) => return Err(s.error(op, key, &full_key, e)),
         };
@@ -714,6 +712,9 @@ impl S3Upload {
                         .key(&*full_key)
                         .upload_id(upload_id)
                         .part_number(number)
+                        .set_checksum_algorithm(
+                            checksum.as_ref().map(|_| ChecksumAlgorithm::Sha256),
+                        )
                         .set_checksum_sha256(checksum.clone())
                         .body(ByteStream::from(part.data.clone()));
                     async move {
