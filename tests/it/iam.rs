@@ -29,8 +29,9 @@ const BUCKET: &str = "iam-backups";
 const SET: &str = "docs";
 
 /// Starts a moto of its own (IAM is enforced process-wide), creates the
-/// bucket and one IAM user per documented policy, then turns enforcement
-/// on and prints the endpoint and each user's keys as JSON.
+/// bucket with the documented lifecycle rule and one IAM user per
+/// documented policy, then turns enforcement on and prints the endpoint
+/// and each user's keys as JSON.
 const SERVER: &str = r#"
 import glob, json, logging, os, sys
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -48,10 +49,12 @@ iam = boto3.client("iam", **admin)
 keys = {}
 for path in sorted(glob.glob(os.path.join(docs, "*.json"))):
     role = os.path.basename(path)[:-5]
-    if role == "lifecycle":
-        continue
     text = open(path).read()
     text = text.replace("BUCKET", bucket).replace("PREFIX", prefix).replace("SET", set_name)
+    if role == "lifecycle":
+        boto3.client("s3", **admin).put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration=json.loads(text))
+        continue
     policy = json.loads(text)
     for statement in policy["Statement"]:
         statement.pop("Condition", None)
