@@ -1021,6 +1021,25 @@ mod tests {
     }
 
     #[test]
+    fn prune_after_backup_is_on_unless_the_top_or_the_set_turns_it_off() {
+        let overrides = Overrides {
+            store: Some("file:///x".to_owned()),
+            ..Overrides::default()
+        };
+        let prunes = |text: &str, name: &str| {
+            Config::parse("t.toml", text)
+                .unwrap()
+                .set(name, &overrides)
+                .unwrap()
+                .prune_after_backup
+        };
+        assert!(prunes("[sets.a]\n", "a"));
+        let off = "prune-after-backup = false\n[sets.a]\n[sets.b]\nprune-after-backup = true\n";
+        assert!(!prunes(off, "a"));
+        assert!(prunes(off, "b"));
+    }
+
+    #[test]
     fn a_retention_that_keeps_nothing_or_has_a_typo_is_refused() {
         let err = Config::parse("t.toml", "[sets.a]\nretention = { keep-dayly = 7 }\n")
             .unwrap_err()

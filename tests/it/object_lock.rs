@@ -197,6 +197,20 @@ fn moto_locks_each_object_and_manifest_and_prune_keeps_what_is_locked() {
         stdout_of(&listed).contains(id),
         "a locked backup was removed"
     );
+
+    // A backup's own prune only warns: the backup succeeded.
+    let out = m
+        .sluice()
+        .args(["backup", "docs", "-r", &m.world.recipient])
+        .args(["--source", &source])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("still under Object Lock") && stderr.contains("they are kept until then"),
+        "{stderr}"
+    );
 }
 
 #[test]
