@@ -37,8 +37,7 @@ use aws_sdk_s3::{
         Region, RequestChecksumCalculation, ResponseChecksumValidation, retry::RetryConfig,
         timeout::TimeoutConfig,
     },
-    primitives::ByteStream,
-    primitives::DateTime,
+    primitives::{ByteStream, DateTime},
     types::{
         ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectLockMode,
         ServerSideEncryption, StorageClass,
@@ -298,10 +297,11 @@ impl Shared {
         sha256: Option<[u8; 32]>,
         data_object: bool,
     ) -> Result<CreateOutcome, StoreError> {
-        let checksum = self
-            .checksums
-            .then(|| sha256.unwrap_or_else(|| sha2::Sha256::digest(&data).into()))
-            .and_then(|sha256| self.checksum(&sha256));
+        let checksum = if self.checksums {
+            self.checksum(&sha256.unwrap_or_else(|| sha2::Sha256::digest(&data).into()))
+        } else {
+            None
+        };
         let mut attempts = 0;
         let put = self
             .call("create", full_key, || {
@@ -702,8 +702,9 @@ impl S3Upload {
                 .await?;
             let op = format!("upload part {number} of");
             let s = &shared;
+            // The server checks it; CompleteMultipartUpload lists it again.
             let checksum = s.checksum(&part.sha256);
-            let (etag, checksum) = s
+            let etag = s
                 .call(&op, &full_key, || {
                     let request = s
                         .client
@@ -719,10 +720,9 @@ impl S3Upload {
                         .body(ByteStream::from(part.data.clone()));
                     async move {
                         let out = request.send().await.map_err(Failure::from_sdk)?;
-                        let etag = out
-                            .e_tag()
-                            .ok_or_else(|| Failure::invalid("the server returned no ETag"))?;
-                        Ok((etag.to_owned(), out.checksum_sha256().map(str::to_owned)))
+                        out.e_tag()
+                            .map(str::to_owned)
+                            .ok_or_else(|| Failure::invalid("the server returned no ETag"))
                     }
                 })
                 .await
