@@ -86,6 +86,11 @@ pub struct Config {
     /// The default notifications of every set.
     #[serde(default)]
     pub notify: Option<NotifyConfig>,
+    /// Whether `backup` prunes a set with retention after it succeeds
+    /// (default true); false when a separate pruner does it, as with the
+    /// least-privilege credentials of README, "Least privilege".
+    #[serde(default)]
+    pub prune_after_backup: Option<bool>,
     /// The sets, by name.
     #[serde(default)]
     pub sets: BTreeMap<String, SetConfig>,
@@ -132,6 +137,13 @@ pub struct StoreConfig {
     /// that supports them, or only where S3 requires them.
     #[serde(default)]
     pub checksums: Checksums,
+    /// S3 Object Lock: every backup object and manifest is written with a
+    /// retention (`{ mode = "governance", days = 30 }`), so that nobody can
+    /// delete or overwrite it before then, and `prune` keeps (and reports)
+    /// what is still locked. The bucket must have Object Lock enabled; an
+    /// `s3://` store only.
+    #[serde(default)]
+    pub object_lock: Option<ObjectLock>,
     /// Per-attempt time to connect to S3 (`"10s"`).
     #[serde(default = "default_connect_timeout", deserialize_with = "duration")]
     pub connect_timeout: Duration,
@@ -170,6 +182,26 @@ pub enum Checksums {
     /// Only where S3 requires them; for S3-compatible servers that reject
     /// the SDK's default checksum headers.
     WhenRequired,
+}
+
+/// `object-lock = { mode = "…", days = N }` under `[store]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ObjectLock {
+    /// Who may lift the retention early.
+    pub mode: LockMode,
+    /// How long each object is retained after it is written.
+    pub days: std::num::NonZeroU32,
+}
+
+/// The S3 Object Lock retention mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockMode {
+    /// Users with `s3:BypassGovernanceRetention` can still delete early.
+    Governance,
+    /// Nobody can delete before the date, not even the account's root user.
+    Compliance,
 }
 
 fn default_part_size() -> ByteSize {
@@ -226,6 +258,7 @@ impl StoreConfig {
             sse: None,
             sse_kms_key_id: None,
             checksums: Checksums::default(),
+            object_lock: None,
             connect_timeout: default_connect_timeout(),
             read_timeout: default_read_timeout(),
             stall_timeout: default_stall_timeout(),
@@ -413,6 +446,9 @@ pub struct SetConfig {
     /// Overrides the top-level `retention` as a whole.
     #[serde(default)]
     pub retention: Option<Retention>,
+    /// Overrides the top-level `prune-after-backup`.
+    #[serde(default)]
+    pub prune_after_backup: Option<bool>,
     /// When to back the set up: a 5-field cron expression (`"30 2 * * *"`),
     /// for `sluice schedule`.
     #[serde(default)]
@@ -477,6 +513,9 @@ pub struct SetPlan {
     pub sources: Vec<Source>,
     /// Which backups `prune` keeps; none means all of them.
     pub retention: Option<Retention>,
+    /// Whether `backup` prunes the set (when it has retention) after it
+    /// succeeds.
+    pub prune_after_backup: bool,
     /// The set's cron schedule, if any.
     pub schedule: Option<String>,
     /// The schedule's time zone; UTC when none.
@@ -641,6 +680,10 @@ impl Config {
             compression: set.compression.or(self.compression).unwrap_or_default(),
             sources,
             retention: set.retention.or_else(|| self.retention.clone()),
+            prune_after_backup: set
+                .prune_after_backup
+                .or(self.prune_after_backup)
+                .unwrap_or(true),
             schedule: set.schedule,
             timezone: set.timezone,
             before: set.before,
@@ -936,10 +979,14 @@ mod tests {
             read-timeout = "2m"
             attempts = 7
             retry-delay = "250ms"
+            object-lock = { mode = "compliance", days = 30 }
             "#,
         )
         .unwrap();
         let store = config.store.unwrap();
+        let lock = store.object_lock.unwrap();
+        assert_eq!(lock.mode, LockMode::Compliance);
+        assert_eq!(lock.days.get(), 30);
         assert_eq!(store.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert!(store.path_style);
         assert_eq!(store.checksums, Checksums::WhenRequired);
@@ -962,6 +1009,14 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("`soon` is not a duration"), "{err}");
+        for bad in [
+            r#"{ mode = "legal-hold", days = 1 }"#,
+            r#"{ mode = "governance", days = 0 }"#,
+            r#"{ mode = "governance" }"#,
+        ] {
+            let text = format!("[store]\nurl = \"s3://b\"\nobject-lock = {bad}\n");
+            assert!(Config::parse("t.toml", &text).is_err(), "{bad} accepted");
+        }
         let err = Config::parse(
             "t.toml",
             "[store]\nurl = \"s3://b\"\nchecksums = \"never\"\n",
@@ -1117,6 +1172,25 @@ mod tests {
                 .retention
                 .is_none()
         );
+    }
+
+    #[test]
+    fn prune_after_backup_is_on_unless_the_top_or_the_set_turns_it_off() {
+        let overrides = Overrides {
+            store: Some("file:///x".to_owned()),
+            ..Overrides::default()
+        };
+        let prunes = |text: &str, name: &str| {
+            Config::parse("t.toml", text)
+                .unwrap()
+                .set(name, &overrides)
+                .unwrap()
+                .prune_after_backup
+        };
+        assert!(prunes("[sets.a]\n", "a"));
+        let off = "prune-after-backup = false\n[sets.a]\n[sets.b]\nprune-after-backup = true\n";
+        assert!(!prunes(off, "a"));
+        assert!(prunes(off, "b"));
     }
 
     #[test]

@@ -76,7 +76,11 @@ impl Error {
             Error::Config(_) => 2,
             Error::Keys(_) => 2,
             Error::Signing(e) if !e.is_refusal() => 2,
-            Error::Store(StoreError::InvalidUrl { .. } | StoreError::MissingRoot { .. }) => 2,
+            Error::Store(
+                StoreError::InvalidUrl { .. }
+                | StoreError::MissingRoot { .. }
+                | StoreError::ObjectLockUnsupported { .. },
+            ) => 2,
             Error::Restore(
                 RestoreError::UnknownSource { .. }
                 | RestoreError::NoTarget { .. }

@@ -8,6 +8,11 @@
 //! taken over, once expired, only at the version that was read
 //! (`If-Match: <ETag>`; on `file://`, a rename that only one contender
 //! wins). A run checks that it still holds the lease before it commits.
+//!
+//! A run gives the lease back by overwriting it, at its version, with a
+//! copy marked released, not by deleting it: so a backup host needs no
+//! delete permission at all (see README, "Least privilege"), and the next
+//! run takes a released lease over at once, without a warning.
 
 use std::{
     sync::{
@@ -40,6 +45,10 @@ pub struct Holder {
     pub since: Timestamp,
     /// When the lease lapses unless renewed.
     pub expires: Timestamp,
+    /// Whether the holder gave the lease back when it finished: the set is
+    /// free, and this says who used it last.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub released: bool,
 }
 
 impl std::fmt::Display for Holder {
@@ -104,6 +113,8 @@ pub struct Lease {
     store: Arc<dyn Store>,
     set: String,
     key: String,
+    /// What the lease says, as last written.
+    holder: Arc<Mutex<Holder>>,
     version: Arc<Mutex<String>>,
     lost: Arc<AtomicBool>,
     renewer: JoinHandle<()>,
@@ -126,10 +137,11 @@ pub fn key(set: &str) -> String {
     format!("{set}/{LEASE_NAME}")
 }
 
-/// Reads the lease of `set`, if there is one.
+/// Reads the lease of `set`, if a run holds it (or held it and did not
+/// give it back); a released lease is none.
 pub async fn status(store: &dyn Store, set: &str) -> Result<Option<Holder>, LeaseError> {
     match store.get_versioned(&key(set)).await {
-        Ok((data, _)) => parse(set, &data).map(Some),
+        Ok((data, _)) => parse(set, &data).map(|h| (!h.released).then_some(h)),
         Err(StoreError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -172,6 +184,7 @@ pub async fn acquire(
         pid: std::process::id(),
         since: now,
         expires: expiry(now, ttl),
+        released: false,
     };
     let data = encode(&holder);
     let version = match store.create_if_absent(&key, data.clone()).await? {
@@ -200,13 +213,16 @@ pub async fn acquire(
                 Err(e) => return Err(e.into()),
             };
             let other = parse(set, &current)?;
-            if other.expires > Timestamp::now() {
+            if other.released {
+                tracing::debug!("taking the lease of set `{set}`, released by {other}");
+            } else if other.expires > Timestamp::now() {
                 return Err(held(set, &current)?);
+            } else {
+                tracing::warn!(
+                    "taking over the expired lease of set `{set}` from {other}, which expired at {}",
+                    other.expires
+                );
             }
-            tracing::warn!(
-                "taking over the expired lease of set `{set}` from {other}, which expired at {}",
-                other.expires
-            );
             match store.replace_if_match(&key, data, &version).await? {
                 Some(version) => version,
                 None => {
@@ -217,11 +233,12 @@ pub async fn acquire(
         }
     };
     let version = Arc::new(Mutex::new(version));
+    let holder = Arc::new(Mutex::new(holder));
     let lost = Arc::new(AtomicBool::new(false));
     let renewer = tokio::spawn(renew(
         Arc::clone(&store),
         key.clone(),
-        holder,
+        Arc::clone(&holder),
         ttl,
         Arc::clone(&version),
         Arc::clone(&lost),
@@ -230,6 +247,7 @@ pub async fn acquire(
         store,
         set: set.to_owned(),
         key,
+        holder,
         version,
         lost,
         renewer,
@@ -255,11 +273,12 @@ fn held(set: &str, data: &[u8]) -> Result<LeaseError, LeaseError> {
 async fn renew(
     store: Arc<dyn Store>,
     key: String,
-    mut holder: Holder,
+    shared: Arc<Mutex<Holder>>,
     ttl: Duration,
     version: Arc<Mutex<String>>,
     lost: Arc<AtomicBool>,
 ) {
+    let mut holder = shared.lock().expect("lease holder poisoned").clone();
     loop {
         tokio::time::sleep(ttl / 4).await;
         let expires = expiry(Timestamp::now(), ttl);
@@ -272,6 +291,7 @@ async fn renew(
         match store.replace_if_match(&key, data, &current).await {
             Ok(Some(new)) => {
                 *version.lock().expect("lease version poisoned") = new;
+                *shared.lock().expect("lease holder poisoned") = renewed.clone();
                 holder = renewed;
             }
             Ok(None) => {
@@ -314,23 +334,30 @@ impl Lease {
         Ok(())
     }
 
-    /// Stops renewing and removes the lease, if it is still this run's.
+    /// Stops renewing and gives the lease back, if it is still this run's:
+    /// overwrites it at its version with a copy marked released (a
+    /// conditional write, so a lease another run took over is left alone).
     pub async fn release(&self) {
         self.renewer.abort();
         if self.lost.load(Ordering::SeqCst) {
             return;
         }
         let version = self.version.lock().expect("lease version poisoned").clone();
-        match self.store.get_versioned(&self.key).await {
-            Ok((_, current)) if current == version => {
-                if let Err(e) = self.store.delete(&self.key).await {
-                    tracing::warn!(
-                        "could not remove the lease `{}` (it lapses by itself): {e}",
-                        self.key
-                    );
-                }
-            }
-            _ => {}
+        let released = Holder {
+            expires: Timestamp::now(),
+            released: true,
+            ..self.holder.lock().expect("lease holder poisoned").clone()
+        };
+        match self
+            .store
+            .replace_if_match(&self.key, encode(&released), &version)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                "could not give back the lease `{}` (it lapses by itself): {e}",
+                self.key
+            ),
         }
     }
 }

@@ -51,6 +51,9 @@ pub enum Rule {
     KeepWithin,
     /// `pre-restore-within`.
     PreRestoreWithin,
+    /// Not a policy rule: S3 Object Lock still retains the backup, so
+    /// `prune` cannot remove it yet.
+    ObjectLock,
 }
 
 impl fmt::Display for Rule {
@@ -67,6 +70,7 @@ impl fmt::Display for Rule {
             Rule::KeepYearly => "keep-yearly",
             Rule::KeepWithin => "keep-within",
             Rule::PreRestoreWithin => "pre-restore-within",
+            Rule::ObjectLock => "object lock",
         })
     }
 }

@@ -56,6 +56,27 @@ pub struct PendingUpload {
 /// A pending part upload; parts may run concurrently.
 pub type PartFuture = BoxFuture<'static, Result<(), StoreError>>;
 
+/// One part of an upload, with its SHA-256: the backup computes it anyway
+/// for the manifest, and an S3 store sends it as the part's checksum, so
+/// the server checks the very hash the manifest records (Object Lock
+/// requires a checksum on every write).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    /// The bytes.
+    pub data: Bytes,
+    /// Their SHA-256.
+    pub sha256: [u8; 32],
+}
+
+impl Part {
+    /// A part of `data`, hashed here.
+    pub fn new(data: Bytes) -> Self {
+        use sha2::Digest;
+        let sha256 = sha2::Sha256::digest(&data).into();
+        Self { data, sha256 }
+    }
+}
+
 /// A store of objects addressed by `/`-separated keys.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
@@ -103,6 +124,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Discards an unfinished upload and the storage it holds; discarding
     /// one that is already gone succeeds.
     async fn abort_pending(&self, upload: &PendingUpload) -> Result<(), StoreError>;
+
+    /// Until when an object is under an Object Lock retention that has not
+    /// passed yet, so that deleting it would fail (or, on a versioned
+    /// bucket, only hide it). `None` when it may be deleted now, and always
+    /// for a store without `object-lock`.
+    async fn locked_until(&self, key: &str) -> Result<Option<jiff::Timestamp>, StoreError>;
 }
 
 /// An object being written part by part.
@@ -110,7 +137,7 @@ pub trait Store: Send + Sync + fmt::Debug {
 pub trait MultipartUpload: Send {
     /// Queues the next part. Parts are numbered in call order; the returned
     /// future may run concurrently with later parts.
-    fn put_part(&mut self, data: Bytes) -> PartFuture;
+    fn put_part(&mut self, part: Part) -> PartFuture;
 
     /// Publishes the object once every part future has completed.
     async fn complete(self: Box<Self>) -> Result<(), StoreError>;
@@ -150,6 +177,11 @@ pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
             let path = parsed
                 .to_file_path()
                 .map_err(|()| invalid("not an absolute path"))?;
+            if config.object_lock.is_some() {
+                return Err(StoreError::ObjectLockUnsupported {
+                    url: redact_url(url),
+                });
+            }
             Ok(Arc::new(LocalStore::open(path)?))
         }
         "s3" => Ok(Arc::new(S3Store::open(&parsed, config).await?)),
@@ -219,6 +251,14 @@ pub enum StoreError {
     MissingRoot {
         /// The directory.
         path: PathBuf,
+    },
+    /// `object-lock` is configured for a store that has no Object Lock.
+    #[error(
+        "`object-lock` is set under [store], but `{url}` is a file:// store, and a directory has no Object Lock that could keep a backup from being deleted: remove `object-lock`, or use an s3:// bucket created with Object Lock enabled (see README, \"Immutable history\")"
+    )]
+    ObjectLockUnsupported {
+        /// The store URL.
+        url: String,
     },
     /// No object under that key.
     #[error("object `{key}` does not exist in the store")]

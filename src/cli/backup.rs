@@ -34,9 +34,11 @@ use super::Context;
 /// refuses to back up without one of them.
 ///
 /// A set with `retention` is pruned after each successful backup (see
-/// `sluice prune --help`). The new backup is never removed; if the prune
-/// fails, the backup stays committed, its SET@ID is still printed, and the
-/// exit status is 1.
+/// `sluice prune --help`), unless `prune-after-backup = false` (for a
+/// backup host whose credentials may not delete: a separate pruner runs
+/// `sluice prune`). The new backup is never removed; if the prune fails,
+/// the backup stays committed, its SET@ID is still printed, and the exit
+/// status is 1.
 ///
 /// A set with `notify` tells monitors when the backup starts and how it
 /// ended (healthchecks-style pings and a JSON webhook). A notification that
@@ -242,15 +244,37 @@ async fn report(
         writeln!(out, "{}@{}", manifest.set, manifest.id)?;
     }
     super::print(&out)?;
-    if set.retention.is_some() {
+    if set.retention.is_some() && set.prune_after_backup {
         super::prune::after_backup(set, &manifest.id, cancel)
             .await
             .map_err(|e| {
+                let hint = if access_denied(&e) {
+                    format!(
+                        " (if this host runs with backup-only credentials, which may not delete, set `prune-after-backup = false` under [sets.{}] and run `sluice prune {}` with the pruner's credentials: see README, \"Least privilege\")",
+                        set.name, set.name
+                    )
+                } else {
+                    String::new()
+                };
                 e.context(format!(
-                    "backup `{}@{}` is committed, but pruning the set afterwards failed",
+                    "backup `{}@{}` is committed, but pruning the set afterwards failed{hint}",
                     manifest.set, manifest.id
                 ))
             })?;
     }
     Ok(())
+}
+
+/// Whether an error is S3 refusing the credentials.
+fn access_denied(e: &anyhow::Error) -> bool {
+    use sluice::{catalog::CatalogError, store::StoreError};
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<sluice::Error>(),
+            Some(
+                sluice::Error::Store(StoreError::AccessDenied { .. })
+                    | sluice::Error::Catalog(CatalogError::Store(StoreError::AccessDenied { .. }))
+            )
+        )
+    })
 }

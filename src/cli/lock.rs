@@ -6,8 +6,9 @@ use super::Context;
 
 /// See or remove a set's lease: the lock that keeps two runs (backup,
 /// restore, prune, gc) from working on a set at once. A run renews its
-/// lease while it works and removes it when it ends; a killed run's lease
-/// lapses by itself after `lease-ttl` (under [store], 5 minutes by default).
+/// lease while it works and gives it back when it ends (marking it
+/// released); a killed run's lease lapses by itself after `lease-ttl`
+/// (under [store], 5 minutes by default).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]

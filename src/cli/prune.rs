@@ -8,7 +8,7 @@ use sluice::{
     Cancel,
     catalog::{self, BackupId, Unreadable},
     config::{ConfigError, Overrides, SetPlan},
-    retention::{self, Decision, Plan},
+    retention::{self, Decision, Plan, Rule},
     store::{self, Store},
 };
 
@@ -40,7 +40,12 @@ use super::Context;
 /// restorable, and then its objects.
 ///
 /// `sluice backup` prunes a set with retention after each successful
-/// backup; if that prune fails, the backup stays, and the exit status is 1.
+/// backup (unless `prune-after-backup = false`); if that prune fails, the
+/// backup stays, and the exit status is 1.
+///
+/// With `object-lock` under [store], a backup whose manifest S3 Object Lock
+/// still retains is kept and reported with the date its lock ends, and the
+/// exit status is 1; a prune after that date removes it.
 ///
 /// prune holds the set's lease, so it never runs beside a backup or
 /// restore of the set (it fails with exit 3 instead); fetch and verify take
@@ -102,6 +107,13 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             super::print(&format!("{summary}\n"))?;
         }
     }
+    let locked: Vec<String> = prunes.iter().filter_map(Prune::locked_note).collect();
+    if !args.dry_run && !locked.is_empty() {
+        anyhow::bail!(
+            "{}; they are kept, and a prune after that date removes them. If this happens at every prune, the lock outlasts what retention keeps: lower `days` in `object-lock` (see README, \"Immutable history\")",
+            locked.join("; ")
+        );
+    }
     Ok(())
 }
 
@@ -114,6 +126,9 @@ pub(super) async fn after_backup(
 ) -> anyhow::Result<()> {
     let mut prune = Prune::prepare(set, Timestamp::now()).await?;
     prune.plan.spare(made);
+    if let Some(note) = prune.locked_note() {
+        tracing::warn!("{note}; they are kept until then");
+    }
     for d in prune.plan.removed() {
         tracing::info!(
             "retention: removing {}@{} ({})",
@@ -136,8 +151,18 @@ struct Prune {
     #[serde(flatten, serialize_with = "kept")]
     plan: Plan,
     unreadable: Vec<Unreadable>,
+    /// Backups the policy no longer keeps that Object Lock still retains.
+    locked: Vec<Locked>,
     #[serde(skip)]
     store: Arc<dyn Store>,
+}
+
+/// A backup kept only because S3 Object Lock retains it.
+#[derive(Serialize)]
+struct Locked {
+    id: BackupId,
+    /// When its manifest's retention ends.
+    until: Timestamp,
 }
 
 /// `plan` as `"kept": [...], "removed": [...]` in `--json`.
@@ -168,11 +193,25 @@ impl Prune {
                 u.reason
             );
         }
+        let mut plan = retention::plan(&listing.manifests, set.retention.as_ref(), now);
+        // The manifest is written last, so its retention ends last.
+        let mut locked = Vec::new();
+        for d in plan.backups.iter_mut().filter(|d| !d.is_kept()) {
+            let key = catalog::manifest_key(&set.name, &d.id);
+            if let Some(until) = store.locked_until(&key).await? {
+                d.rules.push(Rule::ObjectLock);
+                locked.push(Locked {
+                    id: d.id.clone(),
+                    until,
+                });
+            }
+        }
         Ok(Self {
             set: set.name.clone(),
             retention: set.retention.is_some(),
-            plan: retention::plan(&listing.manifests, set.retention.as_ref(), now),
+            plan,
             unreadable: listing.unreadable,
+            locked,
             store,
         })
     }
@@ -181,7 +220,14 @@ impl Prune {
     fn describe(&self) -> String {
         let mut out = String::new();
         for d in &self.plan.backups {
-            let rules: Vec<String> = d.rules.iter().map(ToString::to_string).collect();
+            let rules: Vec<String> = d
+                .rules
+                .iter()
+                .map(|rule| match self.locked.iter().find(|l| l.id == d.id) {
+                    Some(l) if *rule == Rule::ObjectLock => format!("{rule} until {}", l.until),
+                    _ => rule.to_string(),
+                })
+                .collect();
             let verdict = if d.is_kept() { "keep" } else { "remove" };
             let line = format!(
                 "{verdict:10}  {}@{}  {:11}  {}",
@@ -200,6 +246,16 @@ impl Prune {
             ));
         }
         out
+    }
+
+    /// What Object Lock keeps that the policy would remove, if anything.
+    fn locked_note(&self) -> Option<String> {
+        let last = self.locked.iter().map(|l| l.until).max()?;
+        Some(format!(
+            "{} backup(s) of set `{}` that retention no longer keeps are still under Object Lock, the last until {last}",
+            self.locked.len(),
+            self.set
+        ))
     }
 
     /// One line on what the plan keeps and removes (or would, in a dry run).

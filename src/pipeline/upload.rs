@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use sha2::{Digest, Sha256};
 use tokio::{sync::mpsc, task::spawn_blocking};
 
@@ -21,7 +21,7 @@ use crate::{
     config::Compression,
     progress::Meter,
     source::SourceError,
-    store::{PartWriter, Store},
+    store::{Part, PartWriter, Store},
 };
 
 /// Chunks buffered between two CPU stages.
@@ -123,7 +123,7 @@ where
 
     let (source_tx, source_rx) = pipe(CHANNEL_DEPTH);
     let (zstd_tx, zstd_rx) = pipe(CHANNEL_DEPTH);
-    let (part_tx, mut part_rx) = mpsc::channel::<Bytes>(1);
+    let (part_tx, mut part_rx) = mpsc::channel::<Part>(1);
 
     let progress = settings.meter.start(object.clone(), None);
     let source = spawn_blocking({
@@ -146,7 +146,7 @@ where
     let encrypt = spawn_blocking(move || encrypt(zstd_rx, encryptor, cutter));
     let store_parts = async {
         while let Some(part) = part_rx.recv().await {
-            let len = part.len() as u64;
+            let len = part.data.len() as u64;
             // `put` returns once there is room: an earlier part was stored.
             writer.put(part).await?;
             progress.add_stored(len);
@@ -322,11 +322,11 @@ struct PartCutter {
     whole: Sha256,
     parts: Vec<String>,
     stored_size: u64,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Part>,
 }
 
 impl PartCutter {
-    fn new(part_size: usize, tx: mpsc::Sender<Bytes>) -> Self {
+    fn new(part_size: usize, tx: mpsc::Sender<Part>) -> Self {
         Self {
             part_size,
             buf: BytesMut::with_capacity(part_size),
@@ -343,12 +343,13 @@ impl PartCutter {
                 part_size: self.part_size as u64,
             }));
         }
-        let part = self.buf.split().freeze();
+        let data = self.buf.split().freeze();
         self.buf.reserve(self.part_size);
-        self.parts.push(hex(&Sha256::digest(&part)));
-        self.whole.update(&part);
-        self.stored_size += part.len() as u64;
-        self.tx.blocking_send(part).map_err(|_| {
+        let sha256: [u8; 32] = Sha256::digest(&data).into();
+        self.parts.push(hex(&sha256));
+        self.whole.update(&data);
+        self.stored_size += data.len() as u64;
+        self.tx.blocking_send(Part { data, sha256 }).map_err(|_| {
             io::Error::new(io::ErrorKind::BrokenPipe, super::channel::DownstreamStopped)
         })
     }
@@ -394,7 +395,8 @@ mod tests {
         let cut = cutter.finish().unwrap();
         let mut parts = Vec::new();
         while let Ok(p) = rx.try_recv() {
-            parts.push(p);
+            assert_eq!(p, Part::new(p.data.clone()), "a part's own hash");
+            parts.push(p.data);
         }
         assert_eq!(parts, ["0123", "4567", "89"]);
         assert_eq!(cut.stored_size, 10);

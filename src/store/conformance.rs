@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::{CreateOutcome, PartWriter, Store, StoreError};
+use super::{CreateOutcome, Part, PartWriter, Store, StoreError};
 
 const MIB: usize = 1024 * 1024;
 
@@ -149,7 +149,7 @@ pub(crate) async fn publishes_many_parts_in_order_only_on_complete(store: &dyn S
     parts.push(pattern(MIB / 3, 99));
     let mut writer = PartWriter::new(store.start_upload(key).await.unwrap(), 4);
     for part in &parts {
-        writer.put(part.clone()).await.unwrap();
+        writer.put(Part::new(part.clone())).await.unwrap();
     }
     writer.flush().await.unwrap();
     assert!(store.list("").await.unwrap().is_empty(), "visible too soon");
@@ -192,7 +192,7 @@ pub(crate) async fn an_upload_never_replaces_an_object(store: &dyn Store) {
             .unwrap();
         let mut writer = PartWriter::new(store.start_upload(&key).await.unwrap(), 2);
         for n in 0..parts {
-            writer.put(pattern(5 * MIB, n)).await.unwrap();
+            writer.put(Part::new(pattern(5 * MIB, n))).await.unwrap();
         }
         let err = writer.complete().await.unwrap_err();
         assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
@@ -202,8 +202,8 @@ pub(crate) async fn an_upload_never_replaces_an_object(store: &dyn Store) {
 
 pub(crate) async fn an_aborted_upload_publishes_nothing(store: &dyn Store) {
     let mut writer = PartWriter::new(store.start_upload("s/i/a").await.unwrap(), 2);
-    writer.put(pattern(5 * MIB, 1)).await.unwrap();
-    writer.put(pattern(5 * MIB, 2)).await.unwrap();
+    writer.put(Part::new(pattern(5 * MIB, 1))).await.unwrap();
+    writer.put(Part::new(pattern(5 * MIB, 2))).await.unwrap();
     writer.flush().await.unwrap();
     writer.abort().await.unwrap();
     assert!(store.list("").await.unwrap().is_empty());

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use tokio::task::spawn_blocking;
 
 use super::{
-    CreateOutcome, MultipartUpload, ObjectMeta, PartFuture, PendingUpload, Store, StoreError,
+    CreateOutcome, MultipartUpload, ObjectMeta, Part, PartFuture, PendingUpload, Store, StoreError,
     validate_key,
 };
 
@@ -404,6 +404,11 @@ impl Store for LocalStore {
         let path = self.root.join(TMP_DIR).join(&upload.id);
         blocking(move || remove_temp(&path)).await
     }
+
+    /// A directory has no Object Lock (`object-lock` is refused for it).
+    async fn locked_until(&self, _key: &str) -> Result<Option<jiff::Timestamp>, StoreError> {
+        Ok(None)
+    }
 }
 
 fn not_found_or(e: io::Error, key: &str, op: &'static str, path: &Path) -> StoreError {
@@ -472,7 +477,8 @@ struct LocalUpload {
 
 #[async_trait]
 impl MultipartUpload for LocalUpload {
-    fn put_part(&mut self, data: Bytes) -> PartFuture {
+    fn put_part(&mut self, part: Part) -> PartFuture {
+        let data = part.data;
         let file = Arc::clone(&self.file);
         let tmp = self.tmp.clone();
         let offset = self.offset;
@@ -535,7 +541,10 @@ mod tests {
     async fn an_aborted_upload_leaves_nothing() {
         let (dir, store) = store();
         let mut upload = store.start_upload("set/id/a").await.unwrap();
-        upload.put_part(Bytes::from_static(b"data")).await.unwrap();
+        upload
+            .put_part(Part::new(Bytes::from_static(b"data")))
+            .await
+            .unwrap();
         upload.abort().await.unwrap();
         assert!(store.list("").await.unwrap().is_empty());
         assert_eq!(fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
@@ -545,7 +554,10 @@ mod tests {
     async fn a_dropped_upload_leaves_no_temporary_file() {
         let (dir, store) = store();
         let mut upload = store.start_upload("set/id/a").await.unwrap();
-        upload.put_part(Bytes::from_static(b"data")).await.unwrap();
+        upload
+            .put_part(Part::new(Bytes::from_static(b"data")))
+            .await
+            .unwrap();
         drop(upload);
         assert_eq!(fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
     }
@@ -623,9 +635,15 @@ mod tests {
     async fn unfinished_uploads_are_listed_by_key_and_aborted() {
         let (dir, store) = store();
         let mut upload = store.start_upload("prod/1/db").await.unwrap();
-        upload.put_part(Bytes::from_static(b"data")).await.unwrap();
+        upload
+            .put_part(Part::new(Bytes::from_static(b"data")))
+            .await
+            .unwrap();
         let mut other = store.start_upload("production/1/db").await.unwrap();
-        other.put_part(Bytes::from_static(b"data")).await.unwrap();
+        other
+            .put_part(Part::new(Bytes::from_static(b"data")))
+            .await
+            .unwrap();
 
         let pending = store.list_uploads("prod/").await.unwrap();
         assert_eq!(pending.len(), 1, "{pending:?}");

@@ -3,10 +3,9 @@
 //! [`PartWriter::put`] waits for room, so memory is bounded by part size
 //! times parts in flight.
 
-use bytes::Bytes;
 use tokio::task::JoinSet;
 
-use super::{MultipartUpload, StoreError};
+use super::{MultipartUpload, Part, StoreError};
 
 /// Uploads parts with at most a fixed number in flight.
 pub struct PartWriter {
@@ -27,7 +26,7 @@ impl PartWriter {
 
     /// Starts uploading the next part, first waiting until fewer than
     /// `max_in_flight` parts are in flight.
-    pub async fn put(&mut self, part: Bytes) -> Result<(), StoreError> {
+    pub async fn put(&mut self, part: Part) -> Result<(), StoreError> {
         while self.in_flight.len() >= self.max_in_flight {
             self.join_one().await?;
         }

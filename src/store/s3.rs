@@ -12,6 +12,10 @@
 //!   order. A failed, aborted or dropped upload is aborted on the server.
 //! - Nothing is ever overwritten: `complete` and `create_if_absent` send
 //!   `If-None-Match: *`.
+//! - Parts carry the SHA-256 the backup computed for the manifest as their
+//!   checksum (`x-amz-checksum-sha256`) when checksums are on or Object Lock
+//!   requires them; with `object-lock`, everything created (not the lease's
+//!   replacements) is written with its mode and retain-until date.
 
 mod retry;
 #[cfg(test)]
@@ -33,21 +37,22 @@ use aws_sdk_s3::{
         Region, RequestChecksumCalculation, ResponseChecksumValidation, retry::RetryConfig,
         timeout::TimeoutConfig,
     },
-    primitives::ByteStream,
+    primitives::{ByteStream, DateTime},
     types::{
-        ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
-        StorageClass,
+        ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectLockMode,
+        ServerSideEncryption, StorageClass,
     },
 };
 use bytes::Bytes;
+use sha2::Digest;
 use tokio::sync::OnceCell;
 
 use self::retry::{Backoff, Exhausted, Failure, Kind};
 use super::{
-    CreateOutcome, MultipartUpload, ObjectMeta, PartFuture, PendingUpload, Store, StoreError,
+    CreateOutcome, MultipartUpload, ObjectMeta, Part, PartFuture, PendingUpload, Store, StoreError,
     redact_url, validate_key,
 };
-use crate::config::{Checksums, StoreConfig};
+use crate::config::{Checksums, LockMode, ObjectLock, StoreConfig};
 
 /// A store in an S3 bucket, under an optional key prefix.
 #[derive(Clone)]
@@ -64,8 +69,10 @@ struct Shared {
     /// The endpoint for messages (redacted), or "AWS S3".
     server: String,
     backoff: Backoff,
-    /// Whether request checksums are sent (`checksums = "always"`).
+    /// Whether writes carry a SHA-256 checksum: with `checksums = "always"`
+    /// and whenever Object Lock requires one.
     checksums: bool,
+    object_lock: Option<ObjectLock>,
     storage_class: Option<StorageClass>,
     sse: Option<ServerSideEncryption>,
     sse_kms_key_id: Option<String>,
@@ -142,7 +149,8 @@ impl S3Store {
                     attempts: config.attempts.max(1),
                     first_delay: config.retry_delay,
                 },
-                checksums: config.checksums == Checksums::Always,
+                checksums: config.checksums == Checksums::Always || config.object_lock.is_some(),
+                object_lock: config.object_lock,
                 storage_class: config.storage_class.as_deref().map(StorageClass::from),
                 sse: config.sse.as_deref().map(ServerSideEncryption::from),
                 sse_kms_key_id: config.sse_kms_key_id.clone(),
@@ -211,6 +219,27 @@ impl Shared {
         }
     }
 
+    /// The Object Lock mode and retain-until date for an object created
+    /// now, when the store has `object-lock`.
+    fn retention(&self) -> (Option<ObjectLockMode>, Option<DateTime>) {
+        let Some(lock) = self.object_lock else {
+            return (None, None);
+        };
+        let mode = match lock.mode {
+            LockMode::Governance => ObjectLockMode::Governance,
+            LockMode::Compliance => ObjectLockMode::Compliance,
+        };
+        let until = jiff::Timestamp::now().as_second() + i64::from(lock.days.get()) * 86_400;
+        (Some(mode), Some(DateTime::from_secs(until)))
+    }
+
+    /// The checksum header's value for bytes with this SHA-256, when writes
+    /// carry checksums.
+    fn checksum(&self, sha256: &[u8; 32]) -> Option<String> {
+        self.checksums
+            .then(|| aws_smithy_types::base64::encode(sha256))
+    }
+
     fn location(&self, full_key: &str) -> String {
         format!("s3://{}/{full_key}", self.bucket)
     }
@@ -257,25 +286,37 @@ impl Shared {
         }
     }
 
-    /// `PutObject` with `If-None-Match: *`; `data_object` applies the
-    /// storage class (manifests keep the bucket's default).
+    /// `PutObject` with `If-None-Match: *` (and the retention, with Object
+    /// Lock); `data_object` applies the storage class (manifests keep the
+    /// bucket's default). `sha256` is the data's, when already known.
     async fn put_if_absent(
         &self,
         key: &str,
         full_key: &str,
         data: Bytes,
+        sha256: Option<[u8; 32]>,
         data_object: bool,
     ) -> Result<CreateOutcome, StoreError> {
+        let checksum = if self.checksums {
+            self.checksum(&sha256.unwrap_or_else(|| sha2::Sha256::digest(&data).into()))
+        } else {
+            None
+        };
         let mut attempts = 0;
         let put = self
             .call("create", full_key, || {
                 attempts += 1;
+                let (lock_mode, retain_until) = self.retention();
                 let request = self
                     .client
                     .put_object()
                     .bucket(&self.bucket)
                     .key(full_key)
                     .if_none_match("*")
+                    .set_checksum_algorithm(checksum.as_ref().map(|_| ChecksumAlgorithm::Sha256))
+                    .set_checksum_sha256(checksum.clone())
+                    .set_object_lock_mode(lock_mode)
+                    .set_object_lock_retain_until_date(retain_until)
                     .set_storage_class(self.storage_class.clone().filter(|_| data_object))
                     .set_server_side_encryption(self.sse.clone())
                     .set_ssekms_key_id(self.sse_kms_key_id.clone())
@@ -453,7 +494,9 @@ impl Store for S3Store {
 
     async fn create_if_absent(&self, key: &str, data: Bytes) -> Result<CreateOutcome, StoreError> {
         let full_key = self.shared.full_key(key)?;
-        self.shared.put_if_absent(key, &full_key, data, false).await
+        self.shared
+            .put_if_absent(key, &full_key, data, None, false)
+            .await
     }
 
     async fn get_versioned(&self, key: &str) -> Result<(Bytes, String), StoreError> {
@@ -582,6 +625,38 @@ impl Store for S3Store {
         let full_key = self.shared.join(&upload.key);
         abort_multipart(&self.shared, &upload.key, &full_key, &upload.id).await
     }
+
+    /// `HeadObject`'s Object Lock retain-until date, with `object-lock`
+    /// only. (AWS shows it only to credentials with `s3:GetObjectRetention`;
+    /// moto does not implement `GetObjectRetention` itself.)
+    async fn locked_until(&self, key: &str) -> Result<Option<jiff::Timestamp>, StoreError> {
+        let s = &self.shared;
+        if s.object_lock.is_none() {
+            return Ok(None);
+        }
+        let full_key = s.full_key(key)?;
+        let op = "read the retention of";
+        let until = s
+            .call(op, &full_key, || {
+                let request = s.client.head_object().bucket(&s.bucket).key(&full_key);
+                async move {
+                    let out = request.send().await.map_err(Failure::from_sdk)?;
+                    Ok(out
+                        .object_lock_retain_until_date()
+                        .map(|t| (t.secs(), t.subsec_nanos())))
+                }
+            })
+            .await;
+        let until = match until {
+            Ok(until) => until,
+            // Already gone: nothing keeps it.
+            Err(e) if e.failure.kind == Kind::NotFound => None,
+            Err(e) => return Err(s.error(op, key, &full_key, e)),
+        };
+        Ok(until
+            .and_then(|(secs, nanos)| jiff::Timestamp::new(secs, nanos as i32).ok())
+            .filter(|until| *until > jiff::Timestamp::now()))
+    }
 }
 
 /// The operation `list_uploads` names in messages.
@@ -594,7 +669,7 @@ const ABORT: &str = "abort the multipart upload of";
 #[derive(Default)]
 struct Multipart {
     upload_id: OnceCell<String>,
-    /// Part number → (ETag, CRC32 when checksums are on).
+    /// Part number → (ETag, SHA-256 checksum when checksums are on).
     done: Mutex<BTreeMap<i32, (String, Option<String>)>>,
 }
 
@@ -605,7 +680,7 @@ struct S3Upload {
     full_key: Arc<str>,
     /// Part 1, kept until part 2 shows that the object needs a multipart
     /// upload (a lone part is one `PutObject` on `complete`).
-    first: Option<Bytes>,
+    first: Option<Part>,
     /// Parts queued so far.
     parts: i32,
     /// Bytes queued so far.
@@ -617,7 +692,7 @@ struct S3Upload {
 impl S3Upload {
     /// Uploads part `number`, creating the multipart upload first if no
     /// part has yet.
-    fn upload_part(&self, number: i32, data: Bytes) -> PartFuture {
+    fn upload_part(&self, number: i32, part: Part) -> PartFuture {
         let (shared, multipart) = (Arc::clone(&self.shared), Arc::clone(&self.multipart));
         let (key, full_key) = (Arc::clone(&self.key), Arc::clone(&self.full_key));
         Box::pin(async move {
@@ -627,7 +702,9 @@ impl S3Upload {
                 .await?;
             let op = format!("upload part {number} of");
             let s = &shared;
-            let (etag, crc32) = s
+            // The server checks it; CompleteMultipartUpload lists it again.
+            let checksum = s.checksum(&part.sha256);
+            let etag = s
                 .call(&op, &full_key, || {
                     let request = s
                         .client
@@ -636,14 +713,16 @@ impl S3Upload {
                         .key(&*full_key)
                         .upload_id(upload_id)
                         .part_number(number)
-                        .set_checksum_algorithm(s.checksums.then_some(ChecksumAlgorithm::Crc32))
-                        .body(ByteStream::from(data.clone()));
+                        .set_checksum_algorithm(
+                            checksum.as_ref().map(|_| ChecksumAlgorithm::Sha256),
+                        )
+                        .set_checksum_sha256(checksum.clone())
+                        .body(ByteStream::from(part.data.clone()));
                     async move {
                         let out = request.send().await.map_err(Failure::from_sdk)?;
-                        let etag = out
-                            .e_tag()
-                            .ok_or_else(|| Failure::invalid("the server returned no ETag"))?;
-                        Ok((etag.to_owned(), out.checksum_crc32().map(str::to_owned)))
+                        out.e_tag()
+                            .map(str::to_owned)
+                            .ok_or_else(|| Failure::invalid("the server returned no ETag"))
                     }
                 })
                 .await
@@ -652,7 +731,7 @@ impl S3Upload {
                 .done
                 .lock()
                 .expect("part list poisoned")
-                .insert(number, (etag, crc32));
+                .insert(number, (etag, checksum));
             Ok(())
         })
     }
@@ -664,7 +743,7 @@ impl S3Upload {
             let done = self.multipart.done.lock().expect("part list poisoned");
             (1..=self.parts)
                 .map(|number| {
-                    let (etag, crc32) = done.get(&number).ok_or_else(|| StoreError::S3 {
+                    let (etag, checksum) = done.get(&number).ok_or_else(|| StoreError::S3 {
                         op: "complete the upload of".to_owned(),
                         location: s.location(&self.full_key),
                         attempts: 0,
@@ -673,7 +752,7 @@ impl S3Upload {
                     Ok(CompletedPart::builder()
                         .part_number(number)
                         .e_tag(etag)
-                        .set_checksum_crc32(crc32.clone())
+                        .set_checksum_sha256(checksum.clone())
                         .build())
                 })
                 .collect::<Result<_, StoreError>>()?
@@ -736,12 +815,15 @@ impl S3Upload {
 async fn create_multipart(s: &Shared, key: &str, full_key: &str) -> Result<String, StoreError> {
     let op = "create a multipart upload for";
     s.call(op, full_key, || {
+        let (lock_mode, retain_until) = s.retention();
         let request = s
             .client
             .create_multipart_upload()
             .bucket(&s.bucket)
             .key(full_key)
-            .set_checksum_algorithm(s.checksums.then_some(ChecksumAlgorithm::Crc32))
+            .set_checksum_algorithm(s.checksums.then_some(ChecksumAlgorithm::Sha256))
+            .set_object_lock_mode(lock_mode)
+            .set_object_lock_retain_until_date(retain_until)
             .set_storage_class(s.storage_class.clone())
             .set_server_side_encryption(s.sse.clone())
             .set_ssekms_key_id(s.sse_kms_key_id.clone());
@@ -781,20 +863,20 @@ async fn abort_multipart(
 
 #[async_trait]
 impl MultipartUpload for S3Upload {
-    fn put_part(&mut self, data: Bytes) -> PartFuture {
+    fn put_part(&mut self, part: Part) -> PartFuture {
         self.parts += 1;
-        self.size += data.len() as u64;
+        self.size += part.data.len() as u64;
         match self.parts {
             1 => {
-                self.first = Some(data);
+                self.first = Some(part);
                 Box::pin(async { Ok(()) })
             }
             2 => {
                 let first = self.first.take().expect("part 1 is kept until part 2");
-                let (one, two) = (self.upload_part(1, first), self.upload_part(2, data));
+                let (one, two) = (self.upload_part(1, first), self.upload_part(2, part));
                 Box::pin(async move { futures::future::try_join(one, two).await.map(drop) })
             }
-            number => self.upload_part(number, data),
+            number => self.upload_part(number, part),
         }
     }
 
@@ -803,10 +885,16 @@ impl MultipartUpload for S3Upload {
         match self.multipart.upload_id.get().cloned() {
             Some(upload_id) => self.complete_multipart(&upload_id).await,
             None => {
-                let data = self.first.take().unwrap_or_default();
+                let part = self.first.take().unwrap_or_else(|| Part::new(Bytes::new()));
                 match self
                     .shared
-                    .put_if_absent(&self.key, &self.full_key, data, true)
+                    .put_if_absent(
+                        &self.key,
+                        &self.full_key,
+                        part.data,
+                        Some(part.sha256),
+                        true,
+                    )
                     .await?
                 {
                     CreateOutcome::Created => Ok(()),

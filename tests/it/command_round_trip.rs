@@ -50,10 +50,11 @@ fn a_failing_source_leaves_no_backup_and_shows_its_stderr() {
     assert!(stderr.contains("exited with code 1"), "{stderr}");
     assert_eq!(w.listed_ids("dump"), before);
     // No half-written object under any final name either.
+    // (The set's lease stays, marked released.)
     let objects: Vec<_> = walkdir::WalkDir::new(w.path("store/dump"))
         .into_iter()
         .flatten()
-        .filter(|e| e.file_type().is_file())
+        .filter(|e| e.file_type().is_file() && e.file_name() != "lease.json")
         .collect();
     assert_eq!(
         objects.len(),

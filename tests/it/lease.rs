@@ -45,6 +45,16 @@ fn lease_file(w: &World) -> std::path::PathBuf {
     w.path("store/prod/lease.json")
 }
 
+/// Whether a run holds the lease: the lease exists and was not given back
+/// (a finished run leaves it marked released).
+fn lease_held(w: &World) -> bool {
+    fs::read_to_string(lease_file(w)).is_ok_and(|text| !is_released(&text))
+}
+
+fn is_released(lease: &str) -> bool {
+    lease.contains(r#""released": true"#)
+}
+
 /// Starts `sluice ARGS` in the background and waits until it holds the lease.
 fn start_holding(w: &World, args: &[&str]) -> Child {
     let mut child = w_command(w)
@@ -54,7 +64,7 @@ fn start_holding(w: &World, args: &[&str]) -> Child {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !lease_file(w).exists() {
+    while !lease_held(w) {
         assert!(child.try_wait().unwrap().is_none(), "{args:?} ended early");
         assert!(Instant::now() < deadline, "{args:?} never took the lease");
         sleep(Duration::from_millis(20));
@@ -111,7 +121,7 @@ fn while_a_backup_runs_every_other_run_of_the_set_is_refused_but_list_works() {
     assert!(run(&w, &["verify", "prod", "-i", &key]).status.success());
 
     assert!(backup.wait().unwrap().success());
-    assert!(!lease_file(&w).exists(), "the lease was not given back");
+    assert!(!lease_held(&w), "the lease was not given back");
     assert_eq!(w.listed_ids("prod").len(), 2);
 }
 
@@ -171,7 +181,7 @@ fn an_expired_lease_is_taken_over() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("taking over the expired lease"), "{stderr}");
     assert!(stderr.contains("gone.example"), "{stderr}");
-    assert!(!lease_file(&w).exists());
+    assert!(!lease_held(&w));
 }
 
 #[test]
@@ -207,6 +217,15 @@ fn a_killed_run_leaves_a_lease_that_lapses_after_its_ttl() {
 fn a_run_whose_lease_was_taken_over_commits_nothing() {
     let w = world(3, "");
     let backup = start_holding(&w, &["backup", "prod"]);
+    // Past taking the lease (which reads it back): its upload has begun.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fs::read_dir(w.path("store/.sluice-tmp")).map_or(true, |mut d| d.next().is_none()) {
+        assert!(
+            Instant::now() < deadline,
+            "the backup never started its upload"
+        );
+        sleep(Duration::from_millis(20));
+    }
     // Another run takes the set over (as after an expiry it missed).
     let other = w.path("other.json");
     fs::write(
@@ -301,7 +320,13 @@ fn on_s3_a_held_lease_refuses_every_writer_and_an_expired_one_is_taken_over() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("taking over the expired lease"), "{stderr}");
-    assert!(!s.server.object_file("docs/lease.json").exists());
+    let lease = fs::read_to_string(s.server.object_file("docs/lease.json")).unwrap();
+    assert!(is_released(&lease), "{lease}");
+    // A released lease is free at once, and taken without a warning.
+    let out = s.backup("docs", &source);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("taking over"), "{stderr}");
 }
 
 #[test]

@@ -317,12 +317,13 @@ fn a_developer_fetches_into_a_local_database() {
         .assert()
         .success();
     assert_eq!(pg_checksums(&dev.name), pg_checksums(&source.name));
+    // The backup's object and manifest, and the lease the backup gave back.
     let store_files = walkdir::WalkDir::new(w.path("store"))
         .into_iter()
         .flatten()
         .filter(|e| e.file_type().is_file())
         .count();
-    assert_eq!(store_files, 2, "fetch wrote to the store");
+    assert_eq!(store_files, 3, "fetch wrote to the store");
 }
 
 #[test]

@@ -47,11 +47,12 @@ fn restore(s: &S3World, backup: &str, into: &str) -> std::process::Output {
 
 /// The files s3s-fs holds under a set: its objects (the set's lease is
 /// gone once a run ends).
+/// The set's files on the server, but its lease (left marked released).
 fn stored_files(s: &S3World, set: &str) -> Vec<String> {
     walkdir::WalkDir::new(s.server.object_file(set))
         .into_iter()
         .flatten()
-        .filter(|e| e.file_type().is_file())
+        .filter(|e| e.file_type().is_file() && e.file_name() != "lease.json")
         .map(|e| e.path().display().to_string())
         .collect()
 }

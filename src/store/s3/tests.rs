@@ -13,7 +13,7 @@ use hyper_util::{
 use s3s::{auth::SimpleAuth, service::S3ServiceBuilder};
 
 use super::*;
-use crate::store::PartWriter;
+use crate::store::{Part, PartWriter};
 
 const ACCESS_KEY: &str = "AKIDSLUICETEST";
 const SECRET_KEY: &str = "sluice-test-secret";
@@ -163,7 +163,7 @@ async fn a_multipart_upload_publishes_its_parts_in_order_only_on_complete() {
     let parts = [pattern(5 * MIB, 1), pattern(5 * MIB, 2), pattern(MIB, 3)];
     let mut writer = PartWriter::new(store.start_upload("s/i/db.zst.age").await.unwrap(), 2);
     for part in &parts {
-        writer.put(part.clone()).await.unwrap();
+        writer.put(Part::new(part.clone())).await.unwrap();
     }
     writer.flush().await.unwrap();
     assert_eq!(pending_uploads(server.dir.path()), 1);
@@ -193,7 +193,7 @@ async fn uploads_work_with_checksums_only_when_required() {
     let parts = [pattern(5 * MIB, 1), pattern(MIB, 2)];
     let mut upload = store.start_upload("s/i/o").await.unwrap();
     for part in &parts {
-        upload.put_part(part.clone()).await.unwrap();
+        upload.put_part(Part::new(part.clone())).await.unwrap();
     }
     upload.complete().await.unwrap();
     assert_eq!(store.get("s/i/o").await.unwrap(), parts.concat());
@@ -249,7 +249,10 @@ async fn a_single_part_object_is_one_put() {
     let server = server().await;
     let store = store(&server, "").await;
     let mut upload = store.start_upload("s/i/small").await.unwrap();
-    upload.put_part(Bytes::from_static(b"tiny")).await.unwrap();
+    upload
+        .put_part(Part::new(Bytes::from_static(b"tiny")))
+        .await
+        .unwrap();
     assert_eq!(upload_leftovers(server.dir.path()), 0);
     upload.complete().await.unwrap();
     assert_eq!(store.get("s/i/small").await.unwrap(), "tiny");
@@ -261,15 +264,27 @@ async fn aborted_and_dropped_uploads_leave_nothing_on_the_server() {
     let store = store(&server, "").await;
 
     let mut upload = store.start_upload("s/i/aborted").await.unwrap();
-    upload.put_part(pattern(5 * MIB, 1)).await.unwrap();
-    upload.put_part(pattern(5 * MIB, 2)).await.unwrap();
+    upload
+        .put_part(Part::new(pattern(5 * MIB, 1)))
+        .await
+        .unwrap();
+    upload
+        .put_part(Part::new(pattern(5 * MIB, 2)))
+        .await
+        .unwrap();
     assert_eq!(pending_uploads(server.dir.path()), 1);
     upload.abort().await.unwrap();
     assert_eq!(upload_leftovers(server.dir.path()), 0);
 
     let mut upload = store.start_upload("s/i/dropped").await.unwrap();
-    upload.put_part(pattern(5 * MIB, 1)).await.unwrap();
-    upload.put_part(pattern(5 * MIB, 2)).await.unwrap();
+    upload
+        .put_part(Part::new(pattern(5 * MIB, 1)))
+        .await
+        .unwrap();
+    upload
+        .put_part(Part::new(pattern(5 * MIB, 2)))
+        .await
+        .unwrap();
     drop(upload);
     for _ in 0..100 {
         if upload_leftovers(server.dir.path()) == 0 {

@@ -46,7 +46,7 @@ struct Moto {
     _server: Child,
 }
 
-fn python() -> String {
+pub fn python() -> String {
     if let Ok(python) = std::env::var("SLUICE_TEST_MOTO_PYTHON") {
         return python;
     }
@@ -100,6 +100,16 @@ pub struct MotoWorld {
 
 impl MotoWorld {
     pub fn new() -> Self {
+        Self::create(false, "")
+    }
+
+    /// A world whose bucket has S3 Object Lock enabled, with `extra`
+    /// `[store]` lines (such as `object-lock = { … }`).
+    pub fn with_object_lock(extra: &str) -> Self {
+        Self::create(true, extra)
+    }
+
+    fn create(object_lock: bool, extra: &str) -> Self {
         static BUCKETS: AtomicUsize = AtomicUsize::new(0);
         let endpoint = endpoint();
         let bucket = format!(
@@ -120,10 +130,16 @@ impl MotoWorld {
             .build();
         let client = Client::from_conf(config);
         runtime
-            .block_on(client.create_bucket().bucket(&bucket).send())
+            .block_on(
+                client
+                    .create_bucket()
+                    .bucket(&bucket)
+                    .object_lock_enabled_for_bucket(object_lock)
+                    .send(),
+            )
             .unwrap();
         let world = World::new();
-        super::s3::write_config(&world, &bucket, endpoint, "");
+        super::s3::write_config(&world, &bucket, endpoint, extra);
         Self {
             world,
             bucket,
@@ -156,6 +172,50 @@ impl MotoWorld {
                     .send(),
             )
             .unwrap();
+    }
+
+    /// The Object Lock mode and retain-until date (seconds since the epoch)
+    /// of the store key `key`, as `HeadObject` shows them (moto 5.2.5 does
+    /// not implement `GetObjectRetention`).
+    pub fn retention(&self, key: &str) -> (String, i64) {
+        let out = self
+            .runtime
+            .block_on(
+                self.client
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(format!("{PREFIX}/{key}"))
+                    .send(),
+            )
+            .unwrap();
+        (
+            out.object_lock_mode()
+                .unwrap_or_else(|| panic!("no lock mode on {key}"))
+                .as_str()
+                .to_owned(),
+            out.object_lock_retain_until_date().unwrap().secs(),
+        )
+    }
+
+    /// Store keys of the bucket's objects, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let out = self
+            .runtime
+            .block_on(self.client.list_objects_v2().bucket(&self.bucket).send())
+            .unwrap();
+        let mut keys: Vec<String> = out
+            .contents()
+            .iter()
+            .map(|o| {
+                o.key()
+                    .unwrap()
+                    .strip_prefix(&format!("{PREFIX}/"))
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        keys.sort();
+        keys
     }
 
     /// Store keys of the bucket's unfinished multipart uploads, sorted.

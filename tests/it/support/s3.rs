@@ -3,14 +3,16 @@
 //! a small fault-injecting proxy in front of it that fails chosen
 //! `UploadPart` and `CompleteMultipartUpload` requests by count (an HTTP
 //! 500, a connection dropped in the middle of the body, no answer, or an
-//! answer lost after the server acted) and passes everything else through.
+//! answer lost after the server acted), can refuse every `DELETE` as a
+//! role without delete permission would be, keeps each request's head for
+//! the tests to look at, and passes everything else through.
 
 use std::{
     fs,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
 
@@ -67,11 +69,15 @@ impl FaultPoint {
     }
 }
 
-/// The requests the proxy can fail.
+/// The requests the proxy can fail, and what it saw.
 #[derive(Default)]
 struct Faults {
     upload_parts: FaultPoint,
     completes: FaultPoint,
+    /// Answer every `DELETE` with 403 AccessDenied.
+    refuse_deletes: AtomicBool,
+    /// The head (request line and headers) of every request, in order.
+    heads: Mutex<Vec<String>>,
 }
 
 /// s3s-fs behind the fault-injecting proxy.
@@ -130,6 +136,18 @@ impl S3Server {
     /// Fails the `n`th `CompleteMultipartUpload` request as `rule(n)` says.
     pub fn fail_completes(&self, rule: impl Fn(usize) -> Option<Fault> + Send + Sync + 'static) {
         self.faults.completes.set(rule);
+    }
+
+    /// Answers every `DELETE` request (objects and multipart uploads) with
+    /// 403 AccessDenied from now on, as S3 does for credentials without
+    /// delete permission.
+    pub fn refuse_deletes(&self) {
+        self.faults.refuse_deletes.store(true, Ordering::SeqCst);
+    }
+
+    /// The head (request line and headers) of every request so far.
+    pub fn request_heads(&self) -> Vec<String> {
+        self.faults.heads.lock().unwrap().clone()
     }
 
     /// `UploadPart` requests seen so far, failed ones included.
@@ -208,7 +226,19 @@ async fn relay(
         }
     };
     let text = String::from_utf8_lossy(&head[..body_start]).into_owned();
+    faults.heads.lock().unwrap().push(text.clone());
     let request_line = text.lines().next().unwrap_or_default();
+    if request_line.starts_with("DELETE ") && faults.refuse_deletes.load(Ordering::SeqCst) {
+        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied (the test proxy refuses deletes)</Message></Error>";
+        let response = format!(
+            "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        client.write_all(response.as_bytes()).await?;
+        client.shutdown().await?;
+        while client.read(&mut byte).await? > 0 {}
+        return Ok(());
+    }
     let fault = if request_line.starts_with("PUT ") && request_line.contains("partNumber=") {
         faults.upload_parts.next()
     } else if request_line.starts_with("POST ") && request_line.contains("uploadId=") {
