@@ -54,6 +54,12 @@ macro_rules! store_conformance {
             }
 
             #[tokio::test(flavor = "multi_thread")]
+            async fn an_object_being_replaced_is_never_missing() {
+                let (_guard, store) = $make;
+                case::an_object_being_replaced_is_never_missing(std::sync::Arc::new(store)).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
             async fn an_aborted_upload_publishes_nothing() {
                 let (_guard, store) = $make;
                 case::an_aborted_upload_publishes_nothing(&store).await;
@@ -238,4 +244,40 @@ pub(crate) async fn replaces_only_at_the_expected_version(store: &dyn Store) {
     assert_eq!(gone, None);
     assert_not_found(store.get("s/none.json").await);
     assert_eq!(keys(store.list("s/").await.unwrap()), [key]);
+}
+
+/// A lease being renewed must never look absent: a run taking the set's
+/// lease at that moment would create its own and both would run.
+pub(crate) async fn an_object_being_replaced_is_never_missing<S: Store + 'static>(
+    store: std::sync::Arc<S>,
+) {
+    let key = "s/lease.json";
+    store
+        .create_if_absent(key, Bytes::from_static(b"0"))
+        .await
+        .unwrap();
+    let replacer = {
+        let store = std::sync::Arc::clone(&store);
+        tokio::spawn(async move {
+            for i in 1..=50u32 {
+                let (_, version) = store.get_versioned(key).await.unwrap();
+                let data = Bytes::from(i.to_string());
+                let replaced = store.replace_if_match(key, data, &version).await.unwrap();
+                assert!(replaced.is_some(), "replacement {i} failed");
+            }
+        })
+    };
+    while !replacer.is_finished() {
+        let created = store
+            .create_if_absent(key, Bytes::from_static(b"intruder"))
+            .await
+            .unwrap();
+        assert_eq!(
+            created,
+            CreateOutcome::AlreadyExists,
+            "the object went missing"
+        );
+    }
+    replacer.await.unwrap();
+    assert_eq!(store.get(key).await.unwrap(), "50");
 }

@@ -328,32 +328,30 @@ impl Store for LocalStore {
         let (key, version) = (key.to_owned(), version.to_owned());
         let root = Arc::clone(&self.root);
         blocking(move || {
-            let (claim, claimed) = temp_file(&root, &format!("{key}.stale"))?;
-            drop(claim);
-            match fs::rename(&dest, &claimed) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    let _ = fs::remove_file(&claimed);
-                    return Ok(None);
-                }
-                Err(e) => {
-                    let _ = fs::remove_file(&claimed);
-                    return Err(io_err("claim", &dest)(e));
-                }
-            }
-            let current = fs::read(&claimed).map_err(io_err("read", &claimed))?;
+            // Replacers take turns on the object's directory (never itself
+            // replaced); the object is swapped by a rename, so a reader or
+            // a create-if-absent never finds it missing meanwhile.
+            let parent = dest.parent().expect("an object has a directory");
+            let dir = File::open(parent).map_err(io_err("open", parent))?;
+            rustix::fs::flock(&dir, rustix::fs::FlockOperation::LockExclusive)
+                .map_err(|e| io_err("lock", parent)(e.into()))?;
+            let current = match fs::read(&dest) {
+                Ok(current) => current,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io_err("read", &dest)(e)),
+            };
             if content_version(&current) != version {
-                // Not the version expected: put it back unless a new one
-                // has appeared meanwhile.
-                let _ = fs::hard_link(&claimed, &dest);
-                let _ = fs::remove_file(&claimed);
                 return Ok(None);
             }
-            let _ = fs::remove_file(&claimed);
-            Ok(match create_new(&root, &key, &data, &dest)? {
-                CreateOutcome::Created => Some(content_version(&data)),
-                CreateOutcome::AlreadyExists => None,
-            })
+            let (mut file, temp) = temp_file(&root, &key)?;
+            let written = io::Write::write_all(&mut file, &data)
+                .and_then(|()| file.sync_all())
+                .and_then(|()| fs::rename(&temp, &dest));
+            if let Err(e) = written {
+                let _ = fs::remove_file(&temp);
+                return Err(io_err("replace", &dest)(e));
+            }
+            Ok(Some(content_version(&data)))
         })
         .await
     }

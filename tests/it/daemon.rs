@@ -170,7 +170,12 @@ fn sigterm_aborts_the_running_backup_cleanly_after_an_overlapping_fire_was_skipp
     assert!(is_gone(&pid_file), "the dump process survived");
     assert!(w.listed_ids("slow").is_empty());
     // No object, no temporary file, and the lease was given back.
-    assert_eq!(store_files(&w), Vec::<String>::new());
+    assert_eq!(
+        store_files(&w),
+        [w.path("store/slow/lease.json").display().to_string()]
+    );
+    let lease = fs::read_to_string(w.path("store/slow/lease.json")).unwrap();
+    assert!(lease.contains(r#""released": true"#), "{lease}");
 }
 
 #[test]
