@@ -9,6 +9,7 @@ use sluice::{
     catalog::{self, BackupId, Unreadable},
     config::{ConfigError, Overrides, SetPlan},
     retention::{self, Decision, Plan, Rule},
+    signing::{Trust, TrustedSigners},
     store::{self, Store},
 };
 
@@ -33,6 +34,8 @@ use super::Context;
 /// younger than pre-restore-within (default "7d"), then removed. Times are
 /// backups' start times. A set without retention keeps every backup, and a
 /// backup whose manifest cannot be read is never removed (it is reported).
+/// With trusted-signers, a backup none of them signed is neither counted
+/// nor removed (it is reported): planted backups cannot push real ones out.
 ///
 /// Without SET, prunes every set in the config. Prints the plan first (each
 /// kept backup with the rules that keep it, each one to remove), then
@@ -151,6 +154,8 @@ struct Prune {
     #[serde(flatten, serialize_with = "kept")]
     plan: Plan,
     unreadable: Vec<Unreadable>,
+    /// Backups no trusted signer signed: not counted, never removed.
+    untrusted: Vec<Unreadable>,
     /// Backups the policy no longer keeps that Object Lock still retains.
     locked: Vec<Locked>,
     #[serde(skip)]
@@ -193,7 +198,32 @@ impl Prune {
                 u.reason
             );
         }
-        let mut plan = retention::plan(&listing.manifests, set.retention.as_ref(), now);
+        // With trusted signers, a backup none of them signed (planted by
+        // someone who can write to the bucket) neither counts for the
+        // policy, where it could push real backups out, nor is removed.
+        let trusted =
+            TrustedSigners::parse(&set.keys.trusted_signers).map_err(sluice::Error::from)?;
+        let (counted, untrusted): (Vec<_>, Vec<_>) = listing
+            .manifests
+            .into_iter()
+            .partition(|m| trusted.is_empty() || trusted.judge(&m.seal) == Trust::Trusted);
+        let untrusted: Vec<Unreadable> = untrusted
+            .into_iter()
+            .map(|m| {
+                let trust = trusted.judge(&m.seal);
+                tracing::warn!(
+                    "backup {}@{} is {trust}, not signed by a trusted signer of the set: retention does not count it and prune never removes it; if nobody you trust made it, remove it by hand",
+                    set.name,
+                    m.id
+                );
+                Unreadable {
+                    key: catalog::manifest_key(&set.name, &m.id),
+                    id: m.id,
+                    reason: trust.to_string(),
+                }
+            })
+            .collect();
+        let mut plan = retention::plan(&counted, set.retention.as_ref(), now);
         // The manifest is written last, so its retention ends last.
         let mut locked = Vec::new();
         for d in plan.backups.iter_mut().filter(|d| !d.is_kept()) {
@@ -211,6 +241,7 @@ impl Prune {
             retention: set.retention.is_some(),
             plan,
             unreadable: listing.unreadable,
+            untrusted,
             locked,
             store,
         })
@@ -243,6 +274,12 @@ impl Prune {
             out.push_str(&format!(
                 "{:10}  {}@{}  unreadable   never removed: manifest `{}` is invalid\n",
                 "keep", self.set, u.id, u.key
+            ));
+        }
+        for u in &self.untrusted {
+            out.push_str(&format!(
+                "{:10}  {}@{}  {:11}  never counted or removed: no trusted signer signed it\n",
+                "keep", self.set, u.id, u.reason
             ));
         }
         out

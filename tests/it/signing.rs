@@ -573,3 +573,66 @@ fn restored_s3(s: &S3World, backup: &str, dump: &[u8]) {
     fs::remove_file(w.path("restored.txt")).unwrap();
     fs::remove_file(w.path("restore-ran")).unwrap();
 }
+
+#[test]
+fn planted_backups_neither_count_for_retention_nor_get_pruned() {
+    // sluice.toml trusts no signer (an intruder's config); owner.toml is
+    // the owner's: it trusts the world's signer and keeps one backup.
+    let w = world("");
+    let attacker = fs::read_to_string(w.path("sluice.toml")).unwrap();
+    let owner = attacker
+        .replace(
+            "[keys]\n",
+            &format!("[keys]\ntrusted-signers = [\"{}\"]\n", w.signer),
+        )
+        .replace(
+            "[[sets.db.sources]]",
+            "[sets.db]\nretention = { keep-last = 1 }\nprune-after-backup = false\n[[sets.db.sources]]",
+        );
+    fs::write(w.path("owner.toml"), owner).unwrap();
+    new_dump(&w, 1);
+    let real = backup(w.sluice().args(["--config", "owner.toml"]));
+    signing_key(&w, "intruder.key");
+    let planted = [
+        backup_signed_by(&w, "intruder.key"),
+        backup(
+            w.sluice()
+                .env_remove("SLUICE_SIGNING_KEY_FILE")
+                .env_remove("SLUICE_TRUSTED_SIGNERS"),
+        ),
+    ];
+
+    let out = w
+        .sluice()
+        .args(["--config", "owner.toml", "prune", "db"])
+        .output()
+        .unwrap();
+    let stdout = stdout_of(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains(&format!("keep        {real}  manual")),
+        "the real backup is the newest that counts: {stdout}"
+    );
+    for (backup, trust) in planted.iter().zip(["untrusted", "unsigned"]) {
+        assert!(
+            stdout.contains(&format!(
+                "keep        {backup}  {trust:11}  never counted or removed"
+            )),
+            "{stdout}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "backup {backup} is {trust}, not signed by a trusted signer"
+            )),
+            "{stderr}"
+        );
+    }
+    let mut ids: Vec<String> = listed(&w).into_iter().map(|(id, _)| id).collect();
+    ids.sort();
+    let mut expected: Vec<String> = std::iter::once(&real)
+        .chain(&planted)
+        .map(|b| id(b))
+        .collect();
+    expected.sort();
+    assert_eq!(ids, expected, "nothing was removed");
+}
