@@ -28,11 +28,11 @@ const DB_PASSWORD: &str = "db-pw-Kx27";
 
 /// One request an [`Endpoint`] received.
 #[derive(Clone, Debug)]
-struct Received {
-    path: String,
+pub(crate) struct Received {
+    pub(crate) path: String,
     /// The request line and headers, as sent.
-    head: String,
-    body: String,
+    pub(crate) head: String,
+    pub(crate) body: String,
 }
 
 impl Received {
@@ -50,13 +50,13 @@ impl Received {
 
 /// A local HTTP/1.1 endpoint on its own threads: it records every request
 /// and answers each with `status`, or never answers when `status` is None.
-struct Endpoint {
-    url: String,
+pub(crate) struct Endpoint {
+    pub(crate) url: String,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Endpoint {
-    fn start(status: Option<u16>) -> Self {
+    pub(crate) fn start(status: Option<u16>) -> Self {
         Self::serve("http", move |connection, log| {
             serve(connection, status, log)
         })
@@ -104,7 +104,7 @@ impl Endpoint {
         Self { url, received }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 

@@ -2,14 +2,18 @@
 //! known passwords (PostgreSQL and MariaDB connection passwords from the
 //! config's `${VARS}`, an identity passphrase) and the signing key, none of
 //! them appears in sluice's output or logs (at debug level), in anything in the store
-//! (manifests, leases), in the metrics file, or in the argv of any dump or
-//! restore tool sluice ran (recorded by wrappers placed first on PATH).
+//! (manifests, leases), in the metrics file, in any notification sent (a
+//! local endpoint records them), or in the argv of any dump or restore tool
+//! sluice ran (recorded by wrappers placed first on PATH).
 
 use std::{fs, os::unix::fs::PermissionsExt, path::Path, process::Output};
 
-use crate::support::{
-    World,
-    db::{MyDb, PgDb, mariadb, psql},
+use crate::{
+    notify::Endpoint,
+    support::{
+        World,
+        db::{MyDb, PgDb, mariadb, psql},
+    },
 };
 
 const PG_SECRET: &str = "pg-Secret-7f3a9c";
@@ -111,10 +115,13 @@ fn no_password_or_passphrase_appears_in_output_logs_store_metrics_or_argv() {
         .unwrap();
     assert!(out.status.success());
     let recipient = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let endpoint = Endpoint::start(Some(200));
     fs::write(
         w.path("sluice.toml"),
         format!(
             "[store]\nurl = \"{store}\"\n[keys]\nrecipients = [\"{recipient}\"]\n\
+             [notify]\nstart = \"{url}/start\"\nsuccess = \"{url}/ok\"\nfailure = \"{url}/fail\"\n\
+             webhook = \"{url}/hook\"\n\
              [sets.prod]\nmetrics-file = \"{metrics}\"\n\
              [[sets.prod.sources]]\nname = \"pg\"\nkind = \"postgres\"\n\
              url = \"postgres://postgres:${{PG_PASS}}@127.0.0.1:5432/{pg}\"\n\
@@ -126,6 +133,7 @@ fn no_password_or_passphrase_appears_in_output_logs_store_metrics_or_argv() {
              [[sets.broken.sources]]\nname = \"pg\"\nkind = \"postgres\"\n\
              url = \"postgres://postgres:${{PG_PASS}}@127.0.0.1:5432/{pg}_missing\"\n",
             store = w.store_url(),
+            url = endpoint.url,
             metrics = w.path("prod.prom").display(),
             pg = pg.name,
             my = my.name,
@@ -214,6 +222,17 @@ fn no_password_or_passphrase_appears_in_output_logs_store_metrics_or_argv() {
         "the wrappers ran: {argv}"
     );
     places.push(("the tools' argv".into(), argv));
+    let sent = endpoint.received();
+    assert!(
+        sent.iter().any(|r| r.path == "/fail") && sent.iter().any(|r| r.path == "/hook"),
+        "the notifications were sent: {sent:?}"
+    );
+    places.extend(sent.into_iter().map(|r| {
+        (
+            format!("notification to {}", r.path),
+            format!("{}\n{}", r.head, r.body),
+        )
+    }));
 
     assert!(
         places.iter().any(|(_, text)| text.contains(&my.name)),
