@@ -46,6 +46,10 @@ bench_postgres() {
           FROM generate_series(1, $rows) g;"
     "$sluice" keygen -o "$work/key.txt" > "$work/recipient.txt" 2>/dev/null
     local recipient; recipient=$(cat "$work/recipient.txt")
+    # Signed as a real backup host signs, and trusted by the restore.
+    "$sluice" keygen --signing -o "$work/signing.key" > "$work/signer.txt" 2>/dev/null
+    export SLUICE_SIGNING_KEY_FILE=$work/signing.key SLUICE_TRUSTED_SIGNERS
+    SLUICE_TRUSTED_SIGNERS=$(cat "$work/signer.txt")
     mkdir "$work/store"
     pg_dump -Fc -Z0 -d "$db" > "$work/plain.pgdump"   # warm up, and the plain restore's input
     local size_mib=$(( $(stat -c %s "$work/plain.pgdump") / 1048576 ))
