@@ -13,7 +13,7 @@ use anonymized::AnonymizedCopy;
 use crate::{
     Cancel, Error,
     catalog::{self, BackupId, BackupKind, Manifest, ObjectRecord},
-    config::{ConfigError, SetPlan},
+    config::{Compression, ConfigError, SetPlan},
     keys::Recipients,
     lease::Lease,
     pipeline::{self, PipelineError, Tee, UploadSettings, Uploaded, side_branch},
@@ -66,7 +66,7 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
         .into());
     }
     let settings = UploadSettings {
-        compression: set.compression,
+        compression: Compression::default(),
         part_size: set.store.part_size.0,
         parallel_parts: set.store.parallel_parts,
         stall_timeout: set.store.stall_timeout,
@@ -107,13 +107,28 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
             && pg.globals
         {
             objects.push(
-                store_globals(store.as_ref(), set, &id, pg, &recipients, &settings, cancel).await?,
+                store_globals(
+                    store.as_ref(),
+                    set,
+                    &id,
+                    pg,
+                    &recipients,
+                    &UploadSettings {
+                        compression: set.compression_for(source),
+                        ..settings.clone()
+                    },
+                    cancel,
+                )
+                .await?,
             );
         }
         let name = source.object_name();
         let key = catalog::object_key(&set.name, &id, &name);
         let started = std::time::Instant::now();
-        let settings = settings.sized_for(size_hint(source).await);
+        let settings = UploadSettings {
+            compression: set.compression_for(source),
+            ..settings.sized_for(size_hint(source).await)
+        };
         let mut not_made = None;
         let copy = match (&anonymized_recipients, AnonymizedCopy::prepare(source)) {
             (Some(r), Ok(Some(copy))) => Some((r, copy)),
@@ -203,7 +218,7 @@ pub async fn run(set: &SetPlan, options: &Options, cancel: &Cancel) -> Result<Ma
                     source.format().to_owned()
                 },
                 name,
-                compression_level: set.compression.level,
+                compression_level: settings.compression.level,
                 anonymized,
                 anonymized_copy_failed: None,
                 recipients: fingerprints.to_vec(),
