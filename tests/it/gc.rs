@@ -248,9 +248,7 @@ fn gc_removes_the_temporary_file_of_a_backup_killed_on_file() {
     let tmp = w.path("store/.sluice-tmp");
     let mut command = w.command();
     command.args(["--store", &w.store_url()]);
-    kill_a_backup(&w, command, 1_000_000, || {
-        fs::read_dir(&tmp).is_ok_and(|mut d| d.next().is_some())
-    });
+    kill_a_backup(&w, command, 1_000_000, || w.upload_started());
     assert_eq!(fs::read_dir(&tmp).unwrap().count(), 1);
 
     let lock = |action: &str| {

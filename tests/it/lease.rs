@@ -217,9 +217,10 @@ fn a_killed_run_leaves_a_lease_that_lapses_after_its_ttl() {
 fn a_run_whose_lease_was_taken_over_commits_nothing() {
     let w = world(3, "");
     let backup = start_holding(&w, &["backup", "prod"]);
-    // Past taking the lease (which reads it back): its upload has begun.
+    // Past taking the lease (which probes it and reads it back): its upload
+    // has begun.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while fs::read_dir(w.path("store/.sluice-tmp")).map_or(true, |mut d| d.next().is_none()) {
+    while !w.upload_started() {
         assert!(
             Instant::now() < deadline,
             "the backup never started its upload"

@@ -123,6 +123,16 @@ impl World {
         self.path("store").join(set).join(id).join(name)
     }
 
+    /// Whether a backup into the `file://` store has begun uploading: a
+    /// temporary file exists for a key other than a lease (taking a lease
+    /// makes short-lived temporary files of its own).
+    pub fn upload_started(&self) -> bool {
+        fs::read_dir(self.path("store/.sluice-tmp")).is_ok_and(|dir| {
+            dir.flatten()
+                .any(|e| !e.file_name().to_string_lossy().contains("lease.json"))
+        })
+    }
+
     /// Ids listed by `sluice list SET --json`.
     pub fn listed_ids(&self, set: &str) -> Vec<String> {
         let out = self
