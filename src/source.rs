@@ -252,13 +252,19 @@ pub enum SourceError {
     /// The anonymized copy was refused or failed.
     #[error(transparent)]
     Anonymize(#[from] crate::anonymize::Error),
-    /// pg_dump is older than the server.
+    /// pg_dump (or pg_dumpall) is older than the server.
     #[error(
-        "pg_dump is older than the server ({detail}); install the client tools of the server's major version (e.g. postgresql-client-17) and put them first on PATH"
+        "{tool} is older than the server ({versions}); install the client tools of {wanted} and put them first on PATH"
     )]
     VersionMismatch {
-        /// pg_dump's own line naming both versions.
-        detail: String,
+        /// `pg_dump` or `pg_dumpall`.
+        tool: String,
+        /// The tool's own words naming both versions:
+        /// `server version: 16.2; pg_dump version: 15.4`.
+        versions: String,
+        /// Which client tools to install: `PostgreSQL 16 (Debian:
+        /// postgresql-client-16)`, or the server's major version in words.
+        wanted: String,
     },
     /// The run was cancelled.
     #[error("interrupted")]

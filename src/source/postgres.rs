@@ -287,26 +287,96 @@ impl PostgresSource {
 }
 
 /// pg_dump and pg_dumpall refuse a newer server with "server version
-/// mismatch"; say what to do about it.
+/// mismatch" and a line naming both versions; say that, and which client
+/// tools to install.
 fn explain_version_mismatch(e: SourceError) -> SourceError {
     if let SourceError::Command(crate::child::ChildError::Failed { stderr, .. }) = &e
         && stderr.contains("server version mismatch")
+        && let Some(versions) = versions_line(stderr)
     {
+        let server_major = versions
+            .strip_prefix("server version: ")
+            .and_then(|rest| rest.split(['.', ';', ' ']).next())
+            .filter(|major| !major.is_empty() && major.bytes().all(|b| b.is_ascii_digit()));
         return SourceError::VersionMismatch {
-            detail: stderr
-                .lines()
-                .find(|l| l.contains("version"))
-                .unwrap_or_default()
-                .trim()
+            tool: versions
+                .rsplit("; ")
+                .next()
+                .and_then(|client| client.split(' ').next())
+                .unwrap_or("pg_dump")
                 .to_owned(),
+            versions: versions.to_owned(),
+            wanted: match server_major {
+                Some(major) => format!("PostgreSQL {major} (Debian: postgresql-client-{major})"),
+                None => "the server's major version".to_owned(),
+            },
         };
     }
     e
 }
 
+/// The line of a version-mismatch message that names both versions,
+/// without the tool's prefix: `server version: 16.2; pg_dump version: 15.4`.
+/// PostgreSQL 15 and later print it as a detail after the error, earlier
+/// releases as an error before it.
+fn versions_line(stderr: &str) -> Option<&str> {
+    let line = stderr.lines().find(|l| l.contains("server version:"))?;
+    let start = line.find("server version:")?;
+    Some(line[start..].trim())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mismatch(stderr: &str) -> String {
+        let failed = SourceError::Command(crate::child::ChildError::Failed {
+            program: "pg_dump".into(),
+            status: "exit status: 1".into(),
+            stderr: stderr.into(),
+        });
+        explain_version_mismatch(failed).to_string()
+    }
+
+    #[test]
+    fn a_server_version_mismatch_names_both_versions_and_the_tools_to_install() {
+        // PostgreSQL 15 and later: the error, then a detail.
+        let message = mismatch(
+            "pg_dump: error: aborting because of server version mismatch\n\
+             pg_dump: detail: server version: 16.2; pg_dump version: 15.20 (Debian 15.20-0+deb12u1)",
+        );
+        assert_eq!(
+            message,
+            "pg_dump is older than the server (server version: 16.2; pg_dump version: 15.20 \
+             (Debian 15.20-0+deb12u1)); install the client tools of PostgreSQL 16 \
+             (Debian: postgresql-client-16) and put them first on PATH"
+        );
+        // Up to PostgreSQL 14: the versions first, as an error of their own.
+        let message = mismatch(
+            "pg_dumpall: error: server version: 17beta1; pg_dumpall version: 14.9\n\
+             pg_dumpall: error: aborting because of server version mismatch",
+        );
+        assert!(
+            message.contains("(server version: 17beta1; pg_dumpall version: 14.9)"),
+            "{message}"
+        );
+        assert!(
+            message.contains("of the server's major version"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn other_failures_keep_pg_dumps_own_message() {
+        let message = mismatch(
+            "pg_dump: error: connection to server failed: FATAL:  database \"x\" does not exist",
+        );
+        assert!(
+            message.contains("database \"x\" does not exist"),
+            "{message}"
+        );
+        assert!(!message.contains("older than the server"), "{message}");
+    }
 
     #[test]
     fn a_url_is_taken_apart_and_keys_override_it() {

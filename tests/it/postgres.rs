@@ -2,11 +2,12 @@
 //! with per-table checksums, restores that never half-apply, and pg_dump's
 //! own failures.
 
-use std::{fs, process::Command};
+use std::{fs, path::Path, process::Command};
 
 use crate::support::{
     World,
     db::{PG_ENV, PgDb, pg_checksums, psql},
+    newer_postgres::{NewerPostgres, version_of},
 };
 
 /// Several schemas, foreign keys, sequences, bytea, awkward text, NULLs, a
@@ -285,6 +286,46 @@ fn a_failing_pg_dump_leaves_no_backup_and_shows_its_message() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(message), "{stderr}");
         assert!(stderr.contains("pg_dump"), "{stderr}");
+    }
+    assert!(w.listed_ids("pg").is_empty());
+}
+
+#[test]
+fn a_pg_dump_older_than_the_server_names_both_versions_and_leaves_no_backup() {
+    let server = NewerPostgres::start();
+    let client = version_of(Path::new("pg_dump"));
+    let w = World::new();
+    let out = w
+        .sluice()
+        .args([
+            "backup",
+            "pg",
+            "--store",
+            &w.store_url(),
+            "-r",
+            &w.recipient,
+            "--source",
+            &format!(
+                "db=postgres:postgres://postgres@127.0.0.1:{}/postgres",
+                server.port
+            ),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let major = server.version.split('.').next().unwrap();
+    for expected in [
+        "pg_dump is older than the server".to_owned(),
+        format!(
+            "server version: {}; pg_dump version: {client}",
+            server.version
+        ),
+        format!(
+            "install the client tools of PostgreSQL {major} (Debian: postgresql-client-{major})"
+        ),
+    ] {
+        assert!(stderr.contains(&expected), "{expected}: {stderr}");
     }
     assert!(w.listed_ids("pg").is_empty());
 }

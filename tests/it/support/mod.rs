@@ -5,6 +5,7 @@
 
 pub mod db;
 pub mod moto;
+pub mod newer_postgres;
 
 use std::{
     fs,
