@@ -4,11 +4,14 @@
 //! Looked up in `--config`, `SLUICE_CONFIG`, `./sluice.toml`, then
 //! `/etc/sluice/sluice.toml`; without one, flags alone describe a set.
 //! Strings may use `${VAR}` (an environment variable; `$$` is a literal `$`),
-//! so secrets stay in the environment; an unset variable is an error.
+//! so secrets stay in the environment. An unset variable is an error: at
+//! once outside `[sets]`, and for a set only when that set is used, so one
+//! host's env file needs only the secrets of the sets it runs.
 //! Unknown keys are errors, so a typo never silently changes a backup.
 
 use std::{
-    collections::BTreeMap,
+    cell::RefCell,
+    collections::{BTreeMap, BTreeSet},
     fmt,
     path::{Path, PathBuf},
     str::FromStr,
@@ -65,6 +68,18 @@ pub enum ConfigError {
     /// A flag is wrong.
     #[error("{0}")]
     Usage(String),
+    /// A set names environment variables that are not set.
+    #[error(
+        "set `{set}` uses {}, not set; set {} (a timer's service reads /etc/sluice/{set}.env), or write $$ for a literal $",
+        names.iter().map(|n| format!("${{{n}}}")).collect::<Vec<_>>().join(", "),
+        if names.len() == 1 { "it" } else { "them" }
+    )]
+    UnsetVariables {
+        /// The set.
+        set: String,
+        /// The variables, as the config names them.
+        names: Vec<String>,
+    },
 }
 
 /// The whole configuration file.
@@ -94,6 +109,11 @@ pub struct Config {
     /// The sets, by name.
     #[serde(default)]
     pub sets: BTreeMap<String, SetConfig>,
+    /// Sets whose `${VAR}`s are not all set, with the names missing: such a
+    /// set parsed with those variables empty and is refused by
+    /// [`Config::set`], while the other sets work.
+    #[serde(skip)]
+    pub unset_variables: BTreeMap<String, Vec<String>>,
 }
 
 /// `[store]`: where backups go.
@@ -579,10 +599,16 @@ impl Config {
     /// Parses config text; `path` names it in errors.
     pub fn parse(path: impl AsRef<Path>, text: &str) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let unset = unset_variables_of_sets(text);
+        let deferred: BTreeSet<String> = unset.values().flatten().cloned().collect();
+        DEFERRED.set(deferred);
+        let parsed = toml::from_str::<Config>(text);
+        DEFERRED.take();
+        let mut config = parsed.map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
+        config.unset_variables = unset;
         config.validate()?;
         Ok(config)
     }
@@ -594,9 +620,13 @@ impl Config {
         if let Some(notify) = &self.notify {
             notify.validate("the top level")?;
         }
+        // A set with unset variables holds empty strings where they were;
+        // it is refused when used, so its values are not checked here.
+        let usable = |name: &String| !self.unset_variables.contains_key(name);
         let keys = self
             .sets
             .iter()
+            .filter(|(name, _)| usable(name))
             .filter_map(|(name, s)| s.keys.as_ref().map(|k| (format!("[sets.{name}.keys]"), k)));
         for (section, keys) in self
             .keys
@@ -609,6 +639,9 @@ impl Config {
         }
         for (name, set) in &self.sets {
             validate_set_name(name).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            if !usable(name) {
+                continue;
+            }
             if let Some(retention) = &set.retention {
                 retention.validate(&format!("set `{name}`'s retention"))?;
             }
@@ -635,6 +668,12 @@ impl Config {
     /// describe it.
     pub fn set(&self, name: &str, overrides: &Overrides) -> Result<SetPlan, ConfigError> {
         validate_set_name(name).map_err(|e| ConfigError::Usage(e.to_string()))?;
+        if let Some(names) = self.unset_variables.get(name) {
+            return Err(ConfigError::UnsetVariables {
+                set: name.to_owned(),
+                names: names.clone(),
+            });
+        }
         let configured = self.sets.get(name);
         let set = configured.cloned().unwrap_or_default();
         let mut store = set
@@ -816,7 +855,10 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// Replaces `${NAME}` with `lookup(NAME)` and `$$` with `$`.
-pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn interpolate(
+    text: &str,
+    mut lookup: impl FnMut(&str) -> Option<String>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find('$') {
@@ -849,8 +891,57 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
     Ok(out)
 }
 
+thread_local! {
+    /// Unset variables that read as empty while [`Config::parse`] runs:
+    /// those only sets name (see [`Config::unset_variables`]).
+    static DEFERRED: RefCell<BTreeSet<String>> = const { RefCell::new(BTreeSet::new()) };
+}
+
 fn env_lookup(name: &str) -> Option<String> {
-    std::env::var(name).ok()
+    std::env::var(name).ok().or_else(|| {
+        DEFERRED
+            .with_borrow(|deferred| deferred.contains(name))
+            .then(String::new)
+    })
+}
+
+/// The unset variables each set names that nothing outside `[sets]` names
+/// (those stay errors at once), by set; sets that name none are left out.
+/// Text that is not TOML gives none: parsing it reports the error.
+fn unset_variables_of_sets(text: &str) -> BTreeMap<String, Vec<String>> {
+    fn referenced(value: &toml::Value, names: &mut BTreeSet<String>) {
+        match value {
+            toml::Value::String(s) => {
+                // Malformed references are reported by the parse itself.
+                let _ = interpolate(s, |name| {
+                    names.insert(name.to_owned());
+                    Some(String::new())
+                });
+            }
+            toml::Value::Array(values) => values.iter().for_each(|v| referenced(v, names)),
+            toml::Value::Table(table) => table.values().for_each(|v| referenced(v, names)),
+            _ => {}
+        }
+    }
+    let Ok(mut root) = toml::from_str::<toml::Table>(text) else {
+        return BTreeMap::new();
+    };
+    let Some(toml::Value::Table(sets)) = root.remove("sets") else {
+        return BTreeMap::new();
+    };
+    let mut outside = BTreeSet::new();
+    referenced(&toml::Value::Table(root), &mut outside);
+    sets.into_iter()
+        .filter_map(|(set, value)| {
+            let mut names = BTreeSet::new();
+            referenced(&value, &mut names);
+            let unset: Vec<String> = names
+                .into_iter()
+                .filter(|n| !outside.contains(n) && std::env::var_os(n).is_none())
+                .collect();
+            (!unset.is_empty()).then_some((set, unset))
+        })
+        .collect()
 }
 
 /// Deserializes a string with `${VAR}` interpolation.
@@ -1176,6 +1267,49 @@ mod tests {
         let err = Config::parse("t.toml", text).unwrap_err().to_string();
         assert!(err.contains("SLUICE_TEST_SURELY_UNSET_VAR"), "{err}");
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_sets_unset_variable_refuses_that_set_only() {
+        let config = Config::parse(
+            "t.toml",
+            r#"
+            [store]
+            url = "file:///x"
+            [sets.prod]
+            notify = { failure = "${SLUICE_TEST_UNSET_PROD_HC}" }
+            [[sets.prod.sources]]
+            name = "db"
+            kind = "postgres"
+            url = "postgres://app:${SLUICE_TEST_UNSET_PROD_PW}@db/app"
+            [[sets.staging.sources]]
+            name = "db"
+            kind = "postgres"
+            url = "postgres://app@db/staging"
+            "#,
+        )
+        .unwrap();
+        assert!(config.set("staging", &Overrides::default()).is_ok());
+        let err = config
+            .set("prod", &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "set `prod` uses ${SLUICE_TEST_UNSET_PROD_HC}, ${SLUICE_TEST_UNSET_PROD_PW}, not set; \
+             set them (a timer's service reads /etc/sluice/prod.env), or write $$ for a literal $"
+        );
+    }
+
+    #[test]
+    fn an_unset_variable_outside_the_sets_is_an_error_at_once_even_if_a_set_names_it() {
+        let text = "[store]\nurl = \"${SLUICE_TEST_UNSET_SHARED}\"\n\
+                    [sets.a.store]\nurl = \"${SLUICE_TEST_UNSET_SHARED}\"\n";
+        let err = Config::parse("t.toml", text).unwrap_err().to_string();
+        assert!(
+            err.contains("`SLUICE_TEST_UNSET_SHARED` is not set"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, fmt::Write as _};
 use serde::Serialize;
 use sluice::{
     catalog::{self, Manifest},
-    config::{Overrides, SetPlan, StoreConfig, human_bytes},
+    config::{ConfigError, Overrides, SetPlan, StoreConfig, human_bytes},
     signing::{Seal, Trust, TrustedSigners},
     store,
 };
@@ -82,12 +82,16 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
                 {
                     // A set the config does not name trusts what the
                     // top-level [keys] (or --trusted-signer) trusts.
-                    let plan = context.set(&name, overrides())?;
+                    let Some(plan) = usable(context.set(&name, overrides()))? else {
+                        continue;
+                    };
                     sets.insert(name, (config.clone(), trusted(&plan)?));
                 }
             }
             for name in context.config.set_names() {
-                let plan = context.set(name, overrides())?;
+                let Some(plan) = usable(context.set(name, overrides()))? else {
+                    continue;
+                };
                 sets.insert(name.to_owned(), (plan.store.clone(), trusted(&plan)?));
             }
             if sets.is_empty() && default_store.is_none() {
@@ -179,4 +183,17 @@ fn source_names(m: &Manifest) -> Vec<&str> {
     let mut names: Vec<&str> = m.objects.iter().map(|o| o.source.as_str()).collect();
     names.dedup();
     names
+}
+
+/// A set's plan; `None`, with a warning, for a set whose environment
+/// variables are not all set, so that listing every set still lists the
+/// others.
+fn usable(plan: Result<SetPlan, sluice::Error>) -> Result<Option<SetPlan>, sluice::Error> {
+    match plan {
+        Err(sluice::Error::Config(e @ ConfigError::UnsetVariables { .. })) => {
+            tracing::warn!("not listing it: {e}");
+            Ok(None)
+        }
+        other => other.map(Some),
+    }
 }

@@ -77,6 +77,59 @@ fn an_unset_variable_is_named() {
 }
 
 #[test]
+fn a_set_runs_without_the_variables_only_other_sets_name() {
+    let w = World::new();
+    let docs = w.path("docs");
+    fs::create_dir(&docs).unwrap();
+    fs::write(docs.join("a.txt"), "a").unwrap();
+    fs::write(
+        w.path("sluice.toml"),
+        format!(
+            r#"
+[store]
+url = "{store}"
+[keys]
+recipients = ["{recipient}"]
+[[sets.docs.sources]]
+name = "docs"
+kind = "files"
+path = "{docs}"
+[[sets.prod.sources]]
+name = "db"
+kind = "postgres"
+url = "postgres://app:${{SLUICE_TEST_PROD_DB_PASSWORD}}@127.0.0.1/app"
+"#,
+            store = w.store_url(),
+            recipient = w.recipient,
+            docs = docs.display()
+        ),
+    )
+    .unwrap();
+    // The host that runs `docs` has only docs' environment.
+    w.sluice().args(["backup", "docs"]).assert().success();
+    let listing = w.sluice().args(["list"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&listing.stdout);
+    let stderr = String::from_utf8_lossy(&listing.stderr);
+    assert!(listing.status.success(), "{stderr}");
+    assert!(stdout.lines().any(|l| l.starts_with("docs ")), "{stdout}");
+    assert!(
+        stderr.contains("set `prod` uses ${SLUICE_TEST_PROD_DB_PASSWORD}, not set"),
+        "{stderr}"
+    );
+
+    let out = w.sluice().args(["backup", "prod"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "set `prod` uses ${SLUICE_TEST_PROD_DB_PASSWORD}, not set; set it (a timer's service reads /etc/sluice/prod.env)"
+        ),
+        "{stderr}"
+    );
+    assert!(!w.path("store/prod").exists());
+}
+
+#[test]
 fn the_example_config_parses() {
     let w = World::new();
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sluice.toml");
