@@ -39,6 +39,10 @@ fn default_extension() -> String {
 /// Size of each read from the child's stdout.
 const READ_SIZE: usize = 256 * 1024;
 
+/// The size asked for the pipe from a dump process: Linux's limit for
+/// unprivileged processes (`/proc/sys/fs/pipe-max-size`) by default.
+const PIPE_SIZE: usize = 1024 * 1024;
+
 impl CommandSource {
     /// A source running `argv`, with no restore command.
     pub fn new(name: &str, argv: Vec<String>) -> Self {
@@ -112,6 +116,10 @@ fn copy_stdout(
     cancel: &Cancel,
 ) -> Result<(), SourceError> {
     let mut stdout = child.take_stdout().expect("stdout is piped");
+    // A pipe of 64 KiB (Linux's default) wakes both sides every 64 KiB.
+    if let Err(e) = rustix::pipe::fcntl_setpipe_size(&stdout, PIPE_SIZE) {
+        tracing::debug!("could not grow the pipe from `{}`: {e}", child.program());
+    }
     let mut buf = vec![0u8; READ_SIZE];
     loop {
         let n = match stdout.read(&mut buf) {
