@@ -12,7 +12,7 @@ use sluice::{
     config::Overrides,
     keys::Identities,
     progress::Meter,
-    restore::{self, RestoreError, Step},
+    restore::{self, RestoreError, Step, Target},
     store,
 };
 
@@ -26,7 +26,9 @@ use super::{Context, IdentityArgs, SignatureArgs};
 /// SHA-256 before it is used; a directory is extracted into a staging
 /// directory inside it and swapped in only after the whole stream verified;
 /// a restore command's stdin is closed only after the whole stream verified,
-/// and it is killed on any error.
+/// and it is killed on any error. With several sources, every object after
+/// the first is read through all of these checks before the first target
+/// is replaced, so a damaged one leaves every target as it was.
 ///
 /// Replacing something that exists needs --yes (or typing its name at a
 /// terminal).
@@ -148,6 +150,36 @@ async fn restore_steps(
     plan: &sluice::config::SetPlan,
     cancel: &Cancel,
 ) -> anyhow::Result<()> {
+    // Each target is replaced whole or not at all, but a set's targets are
+    // replaced one after another: prove every object after the first sound
+    // before the first target changes, so that a damaged one cannot leave
+    // the set half-restored. (The first proves itself as it is restored.)
+    if let [_, later @ ..] = steps
+        && !later.is_empty()
+    {
+        let names: Vec<&str> = later.iter().map(|s| s.object.name.as_str()).collect();
+        tracing::info!(
+            "checking {} before replacing anything, so that the set restores whole or not at all",
+            names.join(", ")
+        );
+        for step in later {
+            let check = Step {
+                object: step.object.clone(),
+                target: Target::Verify,
+            };
+            restore::run_step(
+                Arc::clone(store),
+                manifest,
+                &check,
+                Arc::clone(identities),
+                settings,
+                None,
+                cancel,
+            )
+            .await
+            .map_err(|e| anyhow::Error::from(e).context("nothing was restored"))?;
+        }
+    }
     let mut done = Vec::new();
     for step in steps {
         tracing::info!(

@@ -189,3 +189,52 @@ fn a_missing_object_is_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_damaged_later_object_leaves_every_target_of_the_set_as_it_was() {
+    let w = World::new();
+    let (first, second) = (w.path("first"), w.path("second"));
+    for (dir, seed) in [(&first, 3), (&second, 4)] {
+        fs::create_dir(dir).unwrap();
+        fs::write(dir.join("blob"), random_bytes(1024 * 1024, seed)).unwrap();
+    }
+    fs::write(
+        w.path("sluice.toml"),
+        format!(
+            "[store]\nurl = \"{}\"\n[keys]\nrecipients = [\"{}\"]\n\
+             [[sets.both.sources]]\nname = \"first\"\nkind = \"files\"\npath = \"{}\"\n\
+             [[sets.both.sources]]\nname = \"second\"\nkind = \"files\"\npath = \"{}\"\n",
+            w.store_url(),
+            w.recipient,
+            first.display(),
+            second.display()
+        ),
+    )
+    .unwrap();
+    w.sluice().args(["backup", "both"]).assert().success();
+    // Both targets move on after the backup; the second object is damaged.
+    for dir in [&first, &second] {
+        fs::write(dir.join("newer.txt"), "written after the backup").unwrap();
+    }
+    let before = (tree(&first), tree(&second));
+    let damaged = walkdir::WalkDir::new(w.path("store/both"))
+        .into_iter()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("second."))
+        .unwrap()
+        .into_path();
+    flip_byte(&damaged, 300_000);
+
+    let out = w
+        .sluice()
+        .args(["restore", "both", "--yes", "-i", "key.txt"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error: nothing was restored"), "{stderr}");
+    assert!(stderr.contains("second."), "{stderr}");
+    assert!(stderr.contains("SHA-256"), "{stderr}");
+    assert_eq!((tree(&first), tree(&second)), before);
+    assert!(!has_sluice_leftovers(&first) && !has_sluice_leftovers(&second));
+}
