@@ -51,7 +51,7 @@ use crate::{
 pub enum RestoreError {
     /// The target exists and the user has not confirmed replacing it.
     #[error(
-        "restoring into {target} replaces what is there now. Pass --yes to confirm, or restore elsewhere with --into"
+        "restoring into {target} replaces what is there now. Pass --yes to confirm, or choose another target with --into"
     )]
     NeedsConfirmation {
         /// The target.

@@ -33,7 +33,7 @@ use super::Context;
 ///
 /// Each set's `schedule` (a 5-field cron expression, in UTC or the set's
 /// `timezone`) starts `sluice backup SET` as a child process, with the
-/// daemon's config, store and log flags. A set runs once at a
+/// daemon's config, store and log flags. A set has one run at a
 /// time: a schedule that fires while the set's previous run still goes is
 /// skipped, with a warning. Different sets may run at the same time. A
 /// failed run is logged and the daemon goes on.

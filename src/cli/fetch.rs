@@ -20,8 +20,9 @@ use super::{Context, IdentityArgs, SignatureArgs};
 /// With -o, the file appears only after the whole stream verified. On stdout
 /// bytes flow as they are decoded and a non-zero exit means the stream was
 /// incomplete. --into takes the same never-half-applied path as `restore`
-/// (without a safety backup: fetch never writes to the store), e.g.
-///   sluice fetch prod --source db --into postgres://localhost/app_dev --yes
+/// (without a safety backup: fetch never writes to the store), for example
+/// `sluice fetch prod --source db --into postgres://localhost/app_dev --yes`.
+///
 /// Reads only from the store; takes no lock. Like `restore`, it first
 /// checks the manifest's signature against the set's trusted-signers.
 #[derive(Debug, clap::Args)]
@@ -49,6 +50,11 @@ pub struct Args {
     /// With --into: replace an existing target without asking
     #[arg(short, long, requires = "into")]
     yes: bool,
+
+    /// With --into a PostgreSQL database: drop the database it replaces
+    /// instead of keeping it as <db>_sluice_previous until the next fetch
+    #[arg(long, requires = "into")]
+    drop_old: bool,
 
     #[command(flatten)]
     identity: IdentityArgs,
@@ -137,7 +143,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             postgres: restore::postgres::Options {
                 no_owner: true,
                 no_privileges: true,
-                drop_old: false,
+                drop_old: args.drop_old,
                 in_place: false,
             },
             meter: Meter::default(),

@@ -80,6 +80,10 @@ pub async fn run(context: &Context, args: Args) -> anyhow::Result<()> {
                     .await
                     .map_err(sluice::Error::from)?
                 {
+                    // Configured sets are added below, with their own store.
+                    if context.config.sets.contains_key(&name) {
+                        continue;
+                    }
                     // A set the config does not name trusts what the
                     // top-level [keys] (or --trusted-signer) trusts.
                     let Some(plan) = usable(context.set(&name, overrides()))? else {

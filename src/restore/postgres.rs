@@ -492,7 +492,7 @@ ALTER DATABASE {replaced_ident} ALLOW_CONNECTIONS true;
             drop_database(target, &previous);
         } else {
             tracing::info!(
-                "the replaced database is kept as `{previous}` until the next restore into it (`sluice restore --drop-old` drops it at once); drop it yourself when you no longer need it"
+                "the replaced database is kept as `{previous}` until the next restore into it (`--drop-old` drops it at once); drop it yourself when you no longer need it"
             );
         }
         Ok(())

@@ -358,6 +358,25 @@ fn a_developer_fetches_into_a_local_database() {
         .assert()
         .success();
     assert_eq!(pg_checksums(&dev.name), pg_checksums(&source.name));
+    let previous_exists = || {
+        psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_database WHERE datname = '{}_sluice_previous'",
+                dev.name
+            ),
+        )
+        .trim()
+            == "1"
+    };
+    assert!(previous_exists(), "the replaced database is kept");
+    w.sluice()
+        .args(["fetch", "pg", "-i", "key.txt", "--into", &url, "--yes"])
+        .arg("--drop-old")
+        .assert()
+        .success();
+    assert!(!previous_exists(), "--drop-old drops the replaced database");
+    assert_eq!(pg_checksums(&dev.name), pg_checksums(&source.name));
     // The backup's object and manifest, and the lease the backup gave back.
     let store_files = walkdir::WalkDir::new(w.path("store"))
         .into_iter()
