@@ -113,7 +113,7 @@ pub struct Config {
     /// set parsed with those variables empty and is refused by
     /// [`Config::set`], while the other sets work.
     #[serde(skip)]
-    pub unset_variables: BTreeMap<String, Vec<String>>,
+    pub unset_variables: BTreeMap<String, UnsetVariables>,
 }
 
 /// `[store]`: where backups go.
@@ -516,6 +516,32 @@ pub struct Overrides {
     /// `--trusted-signer KEY`, repeatable (or `SLUICE_TRUSTED_SIGNERS`);
     /// replaces the configured list.
     pub trusted_signers: Vec<String>,
+    /// The set is to be backed up: the `${VAR}`s only a backup uses (see
+    /// [`BACKUP_ONLY_KEYS`]) must be set too.
+    pub backing_up: bool,
+}
+
+/// The keys of a set, of its `[keys]` and of its sources whose values only a
+/// backup uses. A restore host may lack their `${VAR}`s: restoring needs the
+/// store, the keys and the sources' connections, not the notify URLs.
+pub const BACKUP_ONLY_KEYS: [&str; 7] = [
+    "before",
+    "after",
+    "metrics-file",
+    "notify",
+    "signing-key",
+    // Of a source: a command's dump argv and the anonymization rules.
+    "backup",
+    "anonymize",
+];
+
+/// The `${VAR}`s of one set that are not set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnsetVariables {
+    /// Every one.
+    pub all: Vec<String>,
+    /// Those outside [`BACKUP_ONLY_KEYS`]: needed by every command.
+    pub beyond_backup: Vec<String>,
 }
 
 /// Everything a command needs about one set, config and flags merged.
@@ -600,7 +626,7 @@ impl Config {
     pub fn parse(path: impl AsRef<Path>, text: &str) -> Result<Self, ConfigError> {
         let path = path.as_ref();
         let unset = unset_variables_of_sets(text);
-        let deferred: BTreeSet<String> = unset.values().flatten().cloned().collect();
+        let deferred: BTreeSet<String> = unset.values().flat_map(|u| u.all.clone()).collect();
         DEFERRED.set(deferred);
         let parsed = toml::from_str::<Config>(text);
         DEFERRED.take();
@@ -609,6 +635,11 @@ impl Config {
             message: e.to_string().trim_end().to_owned(),
         })?;
         config.unset_variables = unset;
+        // An empty path (an unset variable, see above) names no key.
+        let keys = config.sets.values_mut().filter_map(|s| s.keys.as_mut());
+        for keys in config.keys.iter_mut().chain(keys) {
+            keys.signing_key.take_if(|path| path.as_os_str().is_empty());
+        }
         config.validate()?;
         Ok(config)
     }
@@ -668,11 +699,18 @@ impl Config {
     /// describe it.
     pub fn set(&self, name: &str, overrides: &Overrides) -> Result<SetPlan, ConfigError> {
         validate_set_name(name).map_err(|e| ConfigError::Usage(e.to_string()))?;
-        if let Some(names) = self.unset_variables.get(name) {
-            return Err(ConfigError::UnsetVariables {
-                set: name.to_owned(),
-                names: names.clone(),
-            });
+        if let Some(unset) = self.unset_variables.get(name) {
+            let names = if overrides.backing_up {
+                &unset.all
+            } else {
+                &unset.beyond_backup
+            };
+            if !names.is_empty() {
+                return Err(ConfigError::UnsetVariables {
+                    set: name.to_owned(),
+                    names: names.clone(),
+                });
+            }
         }
         let configured = self.sets.get(name);
         let set = configured.cloned().unwrap_or_default();
@@ -908,18 +946,35 @@ fn env_lookup(name: &str) -> Option<String> {
 /// The unset variables each set names that nothing outside `[sets]` names
 /// (those stay errors at once), by set; sets that name none are left out.
 /// Text that is not TOML gives none: parsing it reports the error.
-fn unset_variables_of_sets(text: &str) -> BTreeMap<String, Vec<String>> {
-    fn referenced(value: &toml::Value, names: &mut BTreeSet<String>) {
+fn unset_variables_of_sets(text: &str) -> BTreeMap<String, UnsetVariables> {
+    /// Adds the variables `value` names to `general`, or to `backup_only`
+    /// under a key of [`BACKUP_ONLY_KEYS`].
+    fn referenced(
+        value: &toml::Value,
+        backup_only: bool,
+        general: &mut BTreeSet<String>,
+        only_backup: &mut BTreeSet<String>,
+    ) {
         match value {
             toml::Value::String(s) => {
+                let names = if backup_only { only_backup } else { general };
                 // Malformed references are reported by the parse itself.
                 let _ = interpolate(s, |name| {
                     names.insert(name.to_owned());
                     Some(String::new())
                 });
             }
-            toml::Value::Array(values) => values.iter().for_each(|v| referenced(v, names)),
-            toml::Value::Table(table) => table.values().for_each(|v| referenced(v, names)),
+            toml::Value::Array(values) => {
+                for v in values {
+                    referenced(v, backup_only, general, only_backup);
+                }
+            }
+            toml::Value::Table(table) => {
+                for (key, v) in table {
+                    let backup_only = backup_only || BACKUP_ONLY_KEYS.contains(&key.as_str());
+                    referenced(v, backup_only, general, only_backup);
+                }
+            }
             _ => {}
         }
     }
@@ -930,16 +985,25 @@ fn unset_variables_of_sets(text: &str) -> BTreeMap<String, Vec<String>> {
         return BTreeMap::new();
     };
     let mut outside = BTreeSet::new();
-    referenced(&toml::Value::Table(root), &mut outside);
+    referenced(
+        &toml::Value::Table(root),
+        false,
+        &mut outside,
+        &mut BTreeSet::new(),
+    );
+    let unset = |names: BTreeSet<String>| -> Vec<String> {
+        names
+            .into_iter()
+            .filter(|n| !outside.contains(n) && std::env::var_os(n).is_none())
+            .collect()
+    };
     sets.into_iter()
         .filter_map(|(set, value)| {
-            let mut names = BTreeSet::new();
-            referenced(&value, &mut names);
-            let unset: Vec<String> = names
-                .into_iter()
-                .filter(|n| !outside.contains(n) && std::env::var_os(n).is_none())
-                .collect();
-            (!unset.is_empty()).then_some((set, unset))
+            let (mut general, mut only_backup) = (BTreeSet::new(), BTreeSet::new());
+            referenced(&value, false, &mut general, &mut only_backup);
+            let all = unset(general.union(&only_backup).cloned().collect());
+            let beyond_backup = unset(general);
+            (!all.is_empty()).then_some((set, UnsetVariables { all, beyond_backup }))
         })
         .collect()
 }
@@ -1289,16 +1353,66 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert!(config.set("staging", &Overrides::default()).is_ok());
-        let err = config
-            .set("prod", &Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let backup = Overrides {
+            backing_up: true,
+            ..Overrides::default()
+        };
+        assert!(config.set("staging", &backup).is_ok());
+        let err = config.set("prod", &backup).unwrap_err().to_string();
         assert_eq!(
             err,
             "set `prod` uses ${SLUICE_TEST_UNSET_PROD_HC}, ${SLUICE_TEST_UNSET_PROD_PW}, not set; \
              set them (a timer's service reads /etc/sluice/prod.env), or write $$ for a literal $"
         );
+        // A restore needs the database's password, not the notify URL.
+        let err = config
+            .set("prod", &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("set `prod` uses ${SLUICE_TEST_UNSET_PROD_PW}, not set; set it"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn variables_only_a_backup_uses_are_not_needed_to_restore() {
+        let config = Config::parse(
+            "t.toml",
+            r#"
+            [store]
+            url = "file:///x"
+            [sets.prod]
+            before = ["maintenance", "on", "${SLUICE_TEST_UNSET_HOOK}"]
+            after = ["maintenance", "off", "${SLUICE_TEST_UNSET_HOOK}"]
+            metrics-file = "${SLUICE_TEST_UNSET_METRICS}"
+            notify = { failure = "${SLUICE_TEST_UNSET_HC}" }
+            [sets.prod.keys]
+            recipients = ["age1x"]
+            signing-key = "${SLUICE_TEST_UNSET_SIGNING}"
+            [[sets.prod.sources]]
+            name = "gitref"
+            kind = "command"
+            backup = ["git", "-C", "${SLUICE_TEST_UNSET_REPO}", "rev-parse", "HEAD"]
+            restore = ["tee", "gitref.txt"]
+            "#,
+        )
+        .unwrap();
+        let plan = config.set("prod", &Overrides::default()).unwrap();
+        assert_eq!(plan.keys.signing_key, None);
+        let err = config
+            .set(
+                "prod",
+                &Overrides {
+                    backing_up: true,
+                    ..Overrides::default()
+                },
+            )
+            .unwrap_err()
+            .to_string();
+        for name in ["HOOK", "METRICS", "HC", "SIGNING", "REPO"] {
+            assert!(err.contains(&format!("SLUICE_TEST_UNSET_{name}")), "{err}");
+        }
     }
 
     #[test]

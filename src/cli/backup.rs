@@ -86,6 +86,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             recipients: args.recipients,
             sources,
             signing_key: args.signing_key,
+            backing_up: true,
             ..Overrides::default()
         },
     )?;

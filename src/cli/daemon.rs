@@ -151,7 +151,13 @@ fn scheduled_sets(
     names
         .into_iter()
         .map(|name| {
-            let plan = context.set(&name, Overrides::default())?;
+            let plan = context.set(
+                &name,
+                Overrides {
+                    backing_up: true,
+                    ..Overrides::default()
+                },
+            )?;
             if !plan.configured {
                 return Err(usage(format!(
                     "set `{name}` is not in `{}` (which has: {})",

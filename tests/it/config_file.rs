@@ -90,6 +90,8 @@ fn a_set_runs_without_the_variables_only_other_sets_name() {
 url = "{store}"
 [keys]
 recipients = ["{recipient}"]
+[sets.docs]
+notify = {{ failure = "${{SLUICE_TEST_DOCS_FAILURE_URL}}" }}
 [[sets.docs.sources]]
 name = "docs"
 kind = "files"
@@ -106,7 +108,25 @@ url = "postgres://app:${{SLUICE_TEST_PROD_DB_PASSWORD}}@127.0.0.1/app"
     )
     .unwrap();
     // The host that runs `docs` has only docs' environment.
-    w.sluice().args(["backup", "docs"]).assert().success();
+    w.sluice()
+        .args(["backup", "docs"])
+        .env("SLUICE_TEST_DOCS_FAILURE_URL", "http://127.0.0.1:9/fail")
+        .assert()
+        .success();
+    // A backup needs its notify URL; a restore elsewhere does not.
+    let out = w.sluice().args(["backup", "docs"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("set `docs` uses ${SLUICE_TEST_DOCS_FAILURE_URL}, not set"),
+    );
+    let elsewhere = w.path("elsewhere");
+    w.sluice()
+        .args(["restore", "docs", "-i", "key.txt", "--into"])
+        .arg(&elsewhere)
+        .assert()
+        .success();
+    assert_eq!(tree(&elsewhere), tree(&docs));
     let listing = w.sluice().args(["list"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&listing.stdout);
     let stderr = String::from_utf8_lossy(&listing.stderr);
