@@ -1,6 +1,7 @@
 //! A second line of defence for text sluice did not write itself (a dump
-//! tool's stderr, an error's tail sent to a monitor): credentials in URLs
-//! are masked before the text is logged or sent anywhere. sluice keeps
+//! tool's stderr, an error's tail sent to a monitor): credentials in URLs,
+//! and the values of `password=…`-like settings, are masked before the text
+//! is logged or sent anywhere. sluice keeps
 //! passwords out of its own messages; this catches what other programs
 //! print.
 
@@ -19,13 +20,27 @@ static QUERY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s?]*)\?\S*").expect("the query pattern compiles")
 });
 
-/// `text` with the user name, password and query of every URL in it
-/// replaced by `***`.
+/// A setting whose name says it is secret, and its value:
+/// `password=hunter2`, `PGPASSWORD=…`, `"api_token": "…"`, `secret: …`.
+static SETTING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)\b([a-z_-]*(?:password|passwd|pwd|secret|token)[a-z_-]*"?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&]+)"#)
+        .expect("the setting pattern compiles")
+});
+
+/// `text` with the user name, password and query of every URL in it, and
+/// the value of every secret-named setting, replaced by `***`.
 pub fn credentials(text: &str) -> Cow<'_, str> {
-    match USERINFO.replace_all(text, "${1}***@") {
-        Cow::Borrowed(_) => QUERY.replace_all(text, "${1}?***"),
-        Cow::Owned(masked) => Cow::Owned(QUERY.replace_all(&masked, "${1}?***").into_owned()),
+    let mut text = Cow::Borrowed(text);
+    for (pattern, replacement) in [
+        (&USERINFO, "${1}***@"),
+        (&QUERY, "${1}?***"),
+        (&SETTING, "${1}***"),
+    ] {
+        if let Cow::Owned(masked) = pattern.replace_all(&text, replacement) {
+            text = Cow::Owned(masked);
+        }
     }
+    text
 }
 
 #[cfg(test)]
@@ -66,11 +81,31 @@ mod tests {
     }
 
     #[test]
+    fn secret_settings_are_masked() {
+        for (text, masked) in [
+            (
+                "connect failed: host=db password=hunter2 user=app",
+                "connect failed: host=db password=*** user=app",
+            ),
+            ("PGPASSWORD=s3cret pg_dump", "PGPASSWORD=*** pg_dump"),
+            (
+                r#"{"api_token": "abc def", "n": 1}"#,
+                r#"{"api_token": ***, "n": 1}"#,
+            ),
+            ("db_passwd:'x y';next", "db_passwd:***;next"),
+            ("Secret = topsecret", "Secret = ***"),
+        ] {
+            assert_eq!(credentials(text), masked);
+        }
+    }
+
+    #[test]
     fn text_without_credentials_is_unchanged() {
         for text in [
             "pg_dump: error: connection to server failed",
             "see https://www.postgresql.org/docs/current/libpq.html",
             "user@example.com is not a URL",
+            "FATAL:  password authentication failed for user \"app\"",
             "",
         ] {
             assert_eq!(credentials(text), text);

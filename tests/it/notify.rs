@@ -313,7 +313,7 @@ fn a_backup_pings_start_and_success_and_posts_both_events_to_the_webhook() {
 fn a_failed_backup_sends_its_error_tail_without_secrets() {
     let monitor = Endpoint::start(Some(200));
     let w = world(
-        r#"["sh", "-c", "echo \"pg_dump: error: connection to $0 failed: FATAL: password authentication failed\" >&2; exit 1", "postgres://app:${SLUICE_TEST_DB_PASSWORD}@db.internal:5432/app"]"#,
+        r#"["sh", "-c", "echo \"pg_dump: error: connection to $0 failed: FATAL: password authentication failed (dsn: host=db password=$1)\" >&2; exit 1", "postgres://app:${SLUICE_TEST_DB_PASSWORD}@db.internal:5432/app", "${SLUICE_TEST_DB_PASSWORD}"]"#,
         &format!(
             "{}, webhook = \"{}\"",
             pings(&monitor),
@@ -344,7 +344,7 @@ fn a_failed_backup_sends_its_error_tail_without_secrets() {
     assert!(
         fail[0]
             .body
-            .contains("connection to postgres://***@db.internal:5432/app failed: FATAL: password authentication failed"),
+            .contains("connection to postgres://***@db.internal:5432/app failed: FATAL: password authentication failed (dsn: host=db password=***"),
         "{}",
         fail[0].body
     );
