@@ -87,7 +87,9 @@ impl Error {
                 | RestoreError::SeveralSources { .. },
             ) => 2,
             Error::Catalog(e) if e.is_usage() => 2,
-            Error::Restore(RestoreError::NeedsConfirmation { .. }) => 2,
+            Error::Restore(
+                RestoreError::NeedsConfirmation { .. } | RestoreError::NotConfirmed { .. },
+            ) => 2,
             Error::Anonymize(anonymize::Error::Rules(_) | anonymize::Error::Salt(_)) => 2,
             _ => 1,
         }

@@ -54,8 +54,18 @@ pub enum RestoreError {
         "restoring into {target} replaces what is there now. Pass --yes to confirm, or choose another target with --into"
     )]
     NeedsConfirmation {
-        /// The target.
+        /// The target, or the targets joined with "and".
         target: String,
+    },
+    /// The name typed at the confirmation prompt was not the target's.
+    #[error(
+        "`{typed}` is not `{expected}`, so nothing was restored; type the name exactly, or pass --yes"
+    )]
+    NotConfirmed {
+        /// What was typed.
+        typed: String,
+        /// The name asked for.
+        expected: String,
     },
     /// `fetch -o` would overwrite a file.
     #[error("`{}` already exists, and sluice does not overwrite it; remove it or choose another file", path.display())]

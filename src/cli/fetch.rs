@@ -136,7 +136,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             .find(|s| s.object.name == object.name)
             .expect("the plan holds the chosen object");
         if !args.yes && step.is_destructive().map_err(sluice::Error::from)? {
-            super::restore::confirm(step)?;
+            super::restore::confirm(&[step])?;
         }
         let settings = restore::Settings {
             parallel_parts: plan.store.parallel_parts,

@@ -114,11 +114,13 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     )
     .map_err(sluice::Error::from)?;
     if !args.yes {
+        let mut destructive = Vec::new();
         for step in &steps {
             if step.is_destructive().map_err(sluice::Error::from)? {
-                confirm(step)?;
+                destructive.push(step);
             }
         }
+        confirm(&destructive)?;
     }
     let settings = restore::Settings {
         parallel_parts: plan.store.parallel_parts,
@@ -219,31 +221,36 @@ async fn restore_steps(
     Ok(())
 }
 
-/// Asks the user to type the target's name, when stdin is a terminal;
-/// otherwise (a script) `--yes` is required.
-pub(super) fn confirm(step: &Step) -> Result<(), sluice::Error> {
-    let refuse = || {
-        sluice::Error::from(RestoreError::NeedsConfirmation {
-            target: step.target.to_string(),
-        })
-    };
+/// Asks the user to type each target's name, when stdin is a terminal;
+/// otherwise (a script) `--yes` is required, and the refusal names every
+/// target that would be replaced.
+pub(super) fn confirm(steps: &[&Step]) -> Result<(), sluice::Error> {
+    if steps.is_empty() {
+        return Ok(());
+    }
     if !std::io::stdin().is_terminal() {
-        return Err(refuse());
+        let targets: Vec<String> = steps.iter().map(|s| s.target.to_string()).collect();
+        return Err(RestoreError::NeedsConfirmation {
+            target: targets.join(" and "),
+        }
+        .into());
     }
-    let expected = step.confirmation_name();
-    eprint!(
-        "Restoring `{}` into {} replaces what is there now.\nType `{expected}` to go on: ",
-        step.object.source, step.target
-    );
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|_| refuse())?;
-    if answer.trim() == expected {
-        Ok(())
-    } else {
-        Err(refuse())
+    for step in steps {
+        let expected = step.confirmation_name();
+        eprint!(
+            "Restoring `{}` into {} replaces what is there now.\nType `{expected}` to go on: ",
+            step.object.source, step.target
+        );
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let read = std::io::stdin().lock().read_line(&mut answer);
+        if read.is_err() || answer.trim() != expected {
+            return Err(RestoreError::NotConfirmed {
+                typed: answer.trim().to_owned(),
+                expected,
+            }
+            .into());
+        }
     }
+    Ok(())
 }

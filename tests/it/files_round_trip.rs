@@ -143,3 +143,92 @@ fn a_mount_point_inside_the_target_is_refused_before_anything_changes() {
     assert_eq!(fs::read_to_string(target.join("old.txt")).unwrap(), "old");
     assert!(!has_sluice_leftovers(&target));
 }
+
+#[test]
+fn replacing_targets_needs_yes_or_their_names_typed_at_a_terminal() {
+    let w = World::new();
+    let (first, second) = (w.path("first"), w.path("second"));
+    for dir in [&first, &second] {
+        fs::create_dir(dir).unwrap();
+        fs::write(dir.join("a.txt"), "backed up").unwrap();
+    }
+    fs::write(
+        w.path("sluice.toml"),
+        format!(
+            "[store]\nurl = \"{}\"\n[keys]\nrecipients = [\"{}\"]\n\
+             [[sets.both.sources]]\nname = \"one\"\nkind = \"files\"\npath = \"{}\"\n\
+             [[sets.both.sources]]\nname = \"two\"\nkind = \"files\"\npath = \"{}\"\n",
+            w.store_url(),
+            w.recipient,
+            first.display(),
+            second.display()
+        ),
+    )
+    .unwrap();
+    w.sluice().args(["backup", "both"]).assert().success();
+    for dir in [&first, &second] {
+        fs::write(dir.join("a.txt"), "changed since").unwrap();
+    }
+
+    // A script: refused, naming both targets.
+    let out = w
+        .sluice()
+        .args(["restore", "both", "-i", "key.txt"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "restoring into {} and {} replaces what is there now",
+            first.display(),
+            second.display()
+        )),
+        "{stderr}"
+    );
+
+    // At a terminal: each name is asked for; a wrong one stops everything.
+    let at_terminal = |typed: &str| {
+        let sluice = assert_cmd::cargo::cargo_bin("sluice");
+        let command =
+            shell_words::join([sluice.to_str().unwrap(), "restore", "both", "-i", "key.txt"]);
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(w.dir.path())
+            .env("SLUICE_TRUSTED_SIGNERS", &w.signer)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(typed.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, shown) = at_terminal("first\nsecnd\n");
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(shown.contains("Type `second` to go on"), "{shown}");
+    assert!(
+        shown.contains("`secnd` is not `second`, so nothing was restored"),
+        "{shown}"
+    );
+    for dir in [&first, &second] {
+        assert_eq!(
+            fs::read_to_string(dir.join("a.txt")).unwrap(),
+            "changed since"
+        );
+    }
+    let (code, shown) = at_terminal("first\nsecond\n");
+    assert_eq!(code, Some(0), "{shown}");
+    for dir in [&first, &second] {
+        assert_eq!(fs::read_to_string(dir.join("a.txt")).unwrap(), "backed up");
+    }
+}
