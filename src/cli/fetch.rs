@@ -43,7 +43,7 @@ pub struct Args {
     #[arg(short, long, value_name = "FILE", conflicts_with = "into")]
     output: Option<PathBuf>,
 
-    /// Load it into this instead: a database (postgres://…/DB, mysql://…/DB, or a name) or a directory, created if missing; replaced only with --yes
+    /// Load it into this instead: a database (postgres://…/DB, mysql://…/DB, or a name) or a directory (created if missing, in an existing parent); replaced only with --yes
     #[arg(long, value_name = "TARGET")]
     into: Option<PathBuf>,
 

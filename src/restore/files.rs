@@ -72,7 +72,10 @@ pub(crate) fn preflight(target: &Path, yes: bool) -> Result<(), RestoreError> {
                     path: target.to_owned(),
                     source: io::Error::new(
                         io::ErrorKind::NotFound,
-                        format!("its parent `{}` does not exist", p.display()),
+                        format!(
+                            "its parent `{}` does not exist; create it first (a restore creates only the last directory, so that a mistyped path does not become a new tree)",
+                            p.display()
+                        ),
                     ),
                 }),
                 _ => Ok(()),

@@ -232,3 +232,37 @@ fn replacing_targets_needs_yes_or_their_names_typed_at_a_terminal() {
         assert_eq!(fs::read_to_string(dir.join("a.txt")).unwrap(), "backed up");
     }
 }
+
+#[test]
+fn a_target_whose_parent_is_missing_is_refused_and_nothing_is_created() {
+    let w = World::new();
+    let data = w.path("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("a.txt"), "a").unwrap();
+    let backup = w.backup("docs", &[&format!("docs=files:{}", data.display())]);
+    let target = w.path("nwe/host/docs");
+    let out = w
+        .sluice()
+        .args([
+            "restore",
+            &backup,
+            "-i",
+            "key.txt",
+            "--store",
+            &w.store_url(),
+            "--into",
+        ])
+        .arg(&target)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "its parent `{}` does not exist; create it first",
+            w.path("nwe/host").display()
+        )),
+        "{stderr}"
+    );
+    assert!(!w.path("nwe").exists());
+}
