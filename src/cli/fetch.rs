@@ -30,7 +30,8 @@ pub struct Args {
     /// SET@ID, SET@latest or SET (the latest)
     backup: Selector,
 
-    /// The source to fetch (needed when the backup has several)
+    /// The source to fetch (needed when the backup has several, unless
+    /// --into is a database URL and only one source is of its kind)
     #[arg(long, value_name = "NAME")]
     source: Option<String>,
 
@@ -103,7 +104,30 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             .map_err(sluice::Error::from)?
     };
     policy.check(&manifest).map_err(sluice::Error::from)?;
-    let candidates: Vec<_> = manifest.objects.iter().filter(|o| wanted(o)).collect();
+    let mut candidates: Vec<_> = manifest.objects.iter().filter(|o| wanted(o)).collect();
+    // A database URL settles which source, when only one is of its kind.
+    let kind = args
+        .into
+        .as_deref()
+        .and_then(|into| match into.to_str()?.split_once("://")?.0 {
+            "postgres" | "postgresql" => Some("postgres"),
+            "mysql" | "mariadb" => Some("mysql"),
+            _ => None,
+        });
+    if let (None, Some(kind), [_, _, ..]) = (&args.source, kind, candidates.as_slice()) {
+        let of_kind: Vec<_> = candidates
+            .iter()
+            .copied()
+            .filter(|o| o.source_kind == kind)
+            .collect();
+        if let [one] = of_kind.as_slice() {
+            tracing::info!(
+                "fetching source `{}`, the backup's only {kind} one",
+                one.source
+            );
+            candidates = of_kind;
+        }
+    }
     let object = match candidates.as_slice() {
         [one] => (*one).clone(),
         [] | [_, _, ..] => {

@@ -331,6 +331,41 @@ fn a_pg_dump_older_than_the_server_names_both_versions_and_leaves_no_backup() {
 }
 
 #[test]
+fn fetch_into_a_database_url_picks_the_backups_only_source_of_that_kind() {
+    let w = World::new();
+    let source = PgDb::create("pg fetch by kind source");
+    fill(&source.name);
+    let notes = w.path("notes");
+    fs::create_dir(&notes).unwrap();
+    fs::write(notes.join("n.txt"), "a note").unwrap();
+    let backup = w.backup(
+        "mixed",
+        &[
+            &format!("db=postgres:postgres://postgres@127.0.0.1/{}", source.name),
+            &format!("notes=files:{}", notes.display()),
+        ],
+    );
+    let dev = PgDb::create("pg fetch by kind dev");
+    psql("postgres", &format!("DROP DATABASE \"{}\"", dev.name));
+    let out = w
+        .sluice()
+        .args(["fetch", &backup, "-i", "key.txt", "--store", &w.store_url()])
+        .args([
+            "--into",
+            &format!("postgres://postgres@127.0.0.1/{}", dev.name),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("fetching source `db`, the backup's only postgres one"),
+        "{stderr}"
+    );
+    assert_eq!(pg_checksums(&dev.name), pg_checksums(&source.name));
+}
+
+#[test]
 fn a_developer_fetches_into_a_local_database() {
     let w = World::new();
     let source = PgDb::create("pg fetch source");
