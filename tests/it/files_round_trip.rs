@@ -147,25 +147,8 @@ fn a_mount_point_inside_the_target_is_refused_before_anything_changes() {
 #[test]
 fn replacing_targets_needs_yes_or_their_names_typed_at_a_terminal() {
     let w = World::new();
-    let (first, second) = (w.path("first"), w.path("second"));
-    for dir in [&first, &second] {
-        fs::create_dir(dir).unwrap();
-        fs::write(dir.join("a.txt"), "backed up").unwrap();
-    }
-    fs::write(
-        w.path("sluice.toml"),
-        format!(
-            "[store]\nurl = \"{}\"\n[keys]\nrecipients = [\"{}\"]\n\
-             [[sets.both.sources]]\nname = \"one\"\nkind = \"files\"\npath = \"{}\"\n\
-             [[sets.both.sources]]\nname = \"two\"\nkind = \"files\"\npath = \"{}\"\n",
-            w.store_url(),
-            w.recipient,
-            first.display(),
-            second.display()
-        ),
-    )
-    .unwrap();
-    w.sluice().args(["backup", "both"]).assert().success();
+    let backed_up = b"backed up".to_vec();
+    let (first, second) = w.back_up_two_directories("a.txt", [backed_up.clone(), backed_up]);
     for dir in [&first, &second] {
         fs::write(dir.join("a.txt"), "changed since").unwrap();
     }

@@ -193,25 +193,10 @@ fn a_missing_object_is_named() {
 #[test]
 fn a_damaged_later_object_leaves_every_target_of_the_set_as_it_was() {
     let w = World::new();
-    let (first, second) = (w.path("first"), w.path("second"));
-    for (dir, seed) in [(&first, 3), (&second, 4)] {
-        fs::create_dir(dir).unwrap();
-        fs::write(dir.join("blob"), random_bytes(1024 * 1024, seed)).unwrap();
-    }
-    fs::write(
-        w.path("sluice.toml"),
-        format!(
-            "[store]\nurl = \"{}\"\n[keys]\nrecipients = [\"{}\"]\n\
-             [[sets.both.sources]]\nname = \"first\"\nkind = \"files\"\npath = \"{}\"\n\
-             [[sets.both.sources]]\nname = \"second\"\nkind = \"files\"\npath = \"{}\"\n",
-            w.store_url(),
-            w.recipient,
-            first.display(),
-            second.display()
-        ),
-    )
-    .unwrap();
-    w.sluice().args(["backup", "both"]).assert().success();
+    let (first, second) = w.back_up_two_directories(
+        "blob",
+        [random_bytes(1024 * 1024, 3), random_bytes(1024 * 1024, 4)],
+    );
     // Both targets move on after the backup; the second object is damaged.
     for dir in [&first, &second] {
         fs::write(dir.join("newer.txt"), "written after the backup").unwrap();

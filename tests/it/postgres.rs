@@ -255,6 +255,22 @@ fn replacing_a_database_needs_yes_and_keeps_the_old_one() {
     );
 }
 
+/// `sluice backup pg` of the one source `spec` (`--source`), without a config.
+fn back_up_ad_hoc(w: &World, spec: &str) -> std::process::Output {
+    w.sluice()
+        .args([
+            "backup",
+            "pg",
+            "--store",
+            &w.store_url(),
+            "-r",
+            &w.recipient,
+        ])
+        .args(["--source", spec])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_failing_pg_dump_leaves_no_backup_and_shows_its_message() {
     let w = World::new();
@@ -268,20 +284,7 @@ fn a_failing_pg_dump_leaves_no_backup_and_shows_its_message() {
             "role \"sluice_no_such_role\" does not exist",
         ),
     ] {
-        let out = w
-            .sluice()
-            .args([
-                "backup",
-                "pg",
-                "--store",
-                &w.store_url(),
-                "-r",
-                &w.recipient,
-                "--source",
-                spec,
-            ])
-            .output()
-            .unwrap();
+        let out = back_up_ad_hoc(&w, spec);
         assert_eq!(out.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(message), "{stderr}");
@@ -295,23 +298,13 @@ fn a_pg_dump_older_than_the_server_names_both_versions_and_leaves_no_backup() {
     let server = NewerPostgres::start();
     let client = version_of(Path::new("pg_dump"));
     let w = World::new();
-    let out = w
-        .sluice()
-        .args([
-            "backup",
-            "pg",
-            "--store",
-            &w.store_url(),
-            "-r",
-            &w.recipient,
-            "--source",
-            &format!(
-                "db=postgres:postgres://postgres@127.0.0.1:{}/postgres",
-                server.port
-            ),
-        ])
-        .output()
-        .unwrap();
+    let out = back_up_ad_hoc(
+        &w,
+        &format!(
+            "db=postgres:postgres://postgres@127.0.0.1:{}/postgres",
+            server.port
+        ),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let major = server.version.split('.').next().unwrap();

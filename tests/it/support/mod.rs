@@ -134,6 +134,36 @@ impl World {
         })
     }
 
+    /// Configures set `both`: two `files` sources, `first` and `second`, of
+    /// the directories of those names, each holding `file` with `contents`
+    /// of its own; backs it up and returns the two directories.
+    pub fn back_up_two_directories(
+        &self,
+        file: &str,
+        contents: [Vec<u8>; 2],
+    ) -> (PathBuf, PathBuf) {
+        let (first, second) = (self.path("first"), self.path("second"));
+        for (dir, contents) in [&first, &second].into_iter().zip(contents) {
+            fs::create_dir(dir).unwrap();
+            fs::write(dir.join(file), contents).unwrap();
+        }
+        fs::write(
+            self.path("sluice.toml"),
+            format!(
+                "[store]\nurl = \"{}\"\n[keys]\nrecipients = [\"{}\"]\n\
+                 [[sets.both.sources]]\nname = \"first\"\nkind = \"files\"\npath = \"{}\"\n\
+                 [[sets.both.sources]]\nname = \"second\"\nkind = \"files\"\npath = \"{}\"\n",
+                self.store_url(),
+                self.recipient,
+                first.display(),
+                second.display()
+            ),
+        )
+        .unwrap();
+        self.sluice().args(["backup", "both"]).assert().success();
+        (first, second)
+    }
+
     /// Ids listed by `sluice list SET --json`.
     pub fn listed_ids(&self, set: &str) -> Vec<String> {
         let out = self
