@@ -52,6 +52,7 @@ pub async fn object(
             parallel_parts,
             postgres: restore::postgres::Options::default(),
             meter: Meter::default(),
+            verified: Default::default(),
         };
         let store = Arc::clone(&store);
         match restore::run_step(store, manifest, &step, identities, &settings, None, cancel).await {

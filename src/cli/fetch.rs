@@ -171,6 +171,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
                 in_place: false,
             },
             meter: Meter::default(),
+            verified: Default::default(),
         };
         let bars = super::progress::Display::start(&settings.meter);
         restore::run_step(store, &manifest, step, identities, &settings, None, cancel).await?;
@@ -198,6 +199,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
         parallel_parts: plan.store.parallel_parts,
         postgres: restore::postgres::Options::default(),
         meter: Meter::default(),
+        verified: Default::default(),
     };
     let _bars = super::progress::Display::start(&settings.meter);
     restore::run_step(store, &manifest, &step, identities, &settings, None, cancel).await?;

@@ -131,6 +131,7 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
             in_place: args.in_place,
         },
         meter: Meter::default(),
+        verified: Default::default(),
     };
     let (store, manifest, steps, identities, settings, plan) =
         (&store, &manifest, &steps, &identities, &settings, &plan);
@@ -156,6 +157,7 @@ async fn restore_steps(
     // replaced one after another: prove every object after the first sound
     // before the first target changes, so that a damaged one cannot leave
     // the set half-restored. (The first proves itself as it is restored.)
+    let mut settings = settings.clone();
     if let [_, later @ ..] = steps
         && !later.is_empty()
     {
@@ -174,12 +176,13 @@ async fn restore_steps(
                 manifest,
                 &check,
                 Arc::clone(identities),
-                settings,
+                &settings,
                 None,
                 cancel,
             )
             .await
             .map_err(|e| anyhow::Error::from(e).context("nothing was restored"))?;
+            settings.verified.insert(step.object.name.clone());
         }
     }
     let mut done = Vec::new();
@@ -196,7 +199,7 @@ async fn restore_steps(
             manifest,
             step,
             Arc::clone(identities),
-            settings,
+            &settings,
             Some(plan),
             cancel,
         )

@@ -99,6 +99,7 @@ pub async fn object(
             in_place: false,
         },
         meter: crate::progress::Meter::default(),
+        verified: Default::default(),
     };
     let restored =
         restore::run_step(store, manifest, &step, identities, &settings, None, cancel).await;

@@ -212,3 +212,49 @@ fn a_restore_that_fails_part_way_names_the_safety_backup_that_undoes_it() {
         .success();
     assert_eq!(my_checksums(&target.name), old);
 }
+
+#[test]
+fn a_whole_set_restore_verifies_a_later_database_once_and_still_takes_its_safety_backup() {
+    let w = World::new();
+    let source = MyDb::create("my whole set");
+    fill(&source.name);
+    let notes = w.path("notes");
+    fs::create_dir(&notes).unwrap();
+    fs::write(notes.join("n.txt"), "a note").unwrap();
+    fs::write(
+        w.path("sluice.toml"),
+        format!(
+            "[store]\nurl = \"{}\"\n[keys]\nrecipients = [\"{}\"]\n\
+             [[sets.mixed.sources]]\nname = \"notes\"\nkind = \"files\"\npath = \"{}\"\n\
+             [[sets.mixed.sources]]\nname = \"db\"\nkind = \"mysql\"\nurl = \"{}\"\n",
+            w.store_url(),
+            w.recipient,
+            notes.display(),
+            source.url()
+        ),
+    )
+    .unwrap();
+    w.sluice().args(["backup", "mixed"]).assert().success();
+    let backed_up = my_checksums(&source.name);
+    mariadb(Some(&source.name), "DELETE FROM orders WHERE id % 2 = 0;");
+    fs::write(notes.join("n.txt"), "changed").unwrap();
+
+    let out = w
+        .sluice()
+        .args(["restore", "mixed", "--yes", "-i", "key.txt"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("db.sql.zst.age was verified before anything was replaced"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("verified db.sql.zst.age; applying"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("took safety backup mixed@"), "{stderr}");
+    assert_eq!(my_checksums(&source.name), backed_up);
+    assert_eq!(fs::read_to_string(notes.join("n.txt")).unwrap(), "a note");
+}
