@@ -8,6 +8,7 @@ use sluice::{
     keys::Identities,
     progress::Meter,
     restore::{self, RestoreError, Step, Target},
+    source::{mysql::MysqlTarget, postgres::PgTarget},
     store,
 };
 
@@ -106,14 +107,16 @@ pub async fn run(context: &Context, args: Args, cancel: &Cancel) -> anyhow::Resu
     policy.check(&manifest).map_err(sluice::Error::from)?;
     let mut candidates: Vec<_> = manifest.objects.iter().filter(|o| wanted(o)).collect();
     // A database URL settles which source, when only one is of its kind.
-    let kind = args
-        .into
-        .as_deref()
-        .and_then(|into| match into.to_str()?.split_once("://")?.0 {
-            "postgres" | "postgresql" => Some("postgres"),
-            "mysql" | "mariadb" => Some("mysql"),
-            _ => None,
-        });
+    let kind = args.into.as_deref().and_then(|into| {
+        let scheme = into.to_str()?.split_once("://")?.0;
+        if PgTarget::SCHEMES.contains(&scheme) {
+            Some("postgres")
+        } else if MysqlTarget::SCHEMES.contains(&scheme) {
+            Some("mysql")
+        } else {
+            None
+        }
+    });
     if let (None, Some(kind), [_, _, ..]) = (&args.source, kind, candidates.as_slice()) {
         let of_kind: Vec<_> = candidates
             .iter()

@@ -107,10 +107,13 @@ pub struct MysqlTarget {
 }
 
 impl MysqlTarget {
+    /// The URL schemes of a MariaDB/MySQL database.
+    pub const SCHEMES: [&str; 2] = ["mysql", "mariadb"];
+
     /// Parses `mysql://user:password@host:port/database` (or `mariadb://`).
     /// Errors never repeat the URL, which may hold a password.
     pub fn parse_url(url: &str) -> Result<Self, String> {
-        let (endpoint, parsed) = Endpoint::parse(url, &["mysql", "mariadb"], "MySQL")?;
+        let (endpoint, parsed) = Endpoint::parse(url, &Self::SCHEMES, "MySQL")?;
         if parsed.query().is_some() {
             return Err(
                 "connection options in a mysql:// URL are not supported; put them (ssl-ca, ssl-verify-server-cert, …) in the client's option file, [client] section".to_owned(),

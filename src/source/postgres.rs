@@ -118,10 +118,13 @@ impl PostgresSource {
 }
 
 impl PgTarget {
+    /// The URL schemes of a PostgreSQL database.
+    pub const SCHEMES: [&str; 2] = ["postgres", "postgresql"];
+
     /// Parses `postgres://user:password@host:port/database` (or
     /// `postgresql://`). Errors never repeat the URL, which may hold a password.
     pub fn parse_url(url: &str) -> Result<Self, String> {
-        let (endpoint, parsed) = Endpoint::parse(url, &["postgres", "postgresql"], "PostgreSQL")?;
+        let (endpoint, parsed) = Endpoint::parse(url, &Self::SCHEMES, "PostgreSQL")?;
         let mut settings = Vec::new();
         for (key, value) in parsed.query_pairs() {
             let variable = match key.as_ref() {
