@@ -35,7 +35,7 @@ use tokio::task::spawn_blocking;
 
 use crate::{
     Cancel, Error,
-    catalog::Manifest,
+    catalog::{Manifest, ObjectRecord},
     child::ChildError,
     config::SetPlan,
     keys::Identities,
@@ -239,14 +239,10 @@ pub async fn run_step(
             step.target
         );
     } else {
-        let verify = Step {
-            object: step.object.clone(),
-            target: Target::Verify,
-        };
-        stream_step(
+        verify(
             Arc::clone(&store),
             manifest,
-            &verify,
+            &step.object,
             Arc::clone(&identities),
             settings,
             cancel,
@@ -280,6 +276,24 @@ pub async fn run_step(
             },
             None => e,
         })
+}
+
+/// Reads `object` through every check a restore makes (each part's
+/// SHA-256, age's authentication, zstd's checksum, the plaintext size) into
+/// a sink: a restore that writes nothing.
+pub async fn verify(
+    store: Arc<dyn Store>,
+    manifest: &Manifest,
+    object: &ObjectRecord,
+    identities: Arc<Identities>,
+    settings: &Settings,
+    cancel: &Cancel,
+) -> Result<(), Error> {
+    let step = Step {
+        object: object.clone(),
+        target: Target::Verify,
+    };
+    stream_step(store, manifest, &step, identities, settings, cancel).await
 }
 
 async fn stream_step(

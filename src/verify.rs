@@ -20,7 +20,7 @@ use crate::{
     keys::Identities,
     pipeline::{PipelineError, is_secondary, start_download},
     progress::Meter,
-    restore::{self, RestoreError, Step, Target},
+    restore::{self, RestoreError},
     store::Store,
 };
 
@@ -44,10 +44,6 @@ pub async fn object(
     cancel: &Cancel,
 ) -> Result<Checked, Error> {
     if let Some(identities) = identities {
-        let step = Step {
-            object: record.clone(),
-            target: Target::Verify,
-        };
         let settings = restore::Settings {
             parallel_parts,
             postgres: restore::postgres::Options::default(),
@@ -55,7 +51,7 @@ pub async fn object(
             verified: Default::default(),
         };
         let store = Arc::clone(&store);
-        match restore::run_step(store, manifest, &step, identities, &settings, None, cancel).await {
+        match restore::verify(store, manifest, record, identities, &settings, cancel).await {
             Ok(()) => return Ok(Checked::Fully),
             // Encrypted to other keys (an anonymized copy, say): check
             // what can be checked without opening it.

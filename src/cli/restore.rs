@@ -12,7 +12,7 @@ use sluice::{
     config::Overrides,
     keys::Identities,
     progress::Meter,
-    restore::{self, RestoreError, Step, Target},
+    restore::{self, RestoreError, Step},
     store,
 };
 
@@ -167,17 +167,12 @@ async fn restore_steps(
             names.join(", ")
         );
         for step in later {
-            let check = Step {
-                object: step.object.clone(),
-                target: Target::Verify,
-            };
-            restore::run_step(
+            restore::verify(
                 Arc::clone(store),
                 manifest,
-                &check,
+                &step.object,
                 Arc::clone(identities),
                 &settings,
-                None,
                 cancel,
             )
             .await
