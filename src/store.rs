@@ -11,7 +11,7 @@ mod s3;
 use std::{fmt, ops::Range, path::PathBuf, sync::Arc};
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 
 pub use local::LocalStore;
@@ -69,6 +69,22 @@ pub struct Part {
 }
 
 impl Part {
+    /// Where a part's bytes start in memory: on a 4 KiB boundary, so that
+    /// the `file://` store can write them with `O_DIRECT` (which needs the
+    /// address, the length and the file offset aligned to the filesystem's
+    /// block size, 4 KiB at most on common filesystems).
+    pub const ALIGN: usize = 4096;
+
+    /// An empty buffer for a part of up to `capacity` bytes, starting on an
+    /// [`Part::ALIGN`] boundary.
+    pub fn buffer(capacity: usize) -> BytesMut {
+        let mut buf = BytesMut::with_capacity(capacity + Self::ALIGN);
+        let pad = buf.as_ptr().align_offset(Self::ALIGN);
+        buf.resize(pad, 0);
+        drop(buf.split_to(pad));
+        buf
+    }
+
     /// A part of `data`, hashed here.
     pub fn new(data: Bytes) -> Self {
         use sha2::Digest;

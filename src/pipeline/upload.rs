@@ -329,7 +329,7 @@ impl PartCutter {
     fn new(part_size: usize, tx: mpsc::Sender<Part>) -> Self {
         Self {
             part_size,
-            buf: BytesMut::with_capacity(part_size),
+            buf: Part::buffer(part_size),
             whole: Sha256::new(),
             parts: Vec::new(),
             stored_size: 0,
@@ -343,8 +343,7 @@ impl PartCutter {
                 part_size: self.part_size as u64,
             }));
         }
-        let data = self.buf.split().freeze();
-        self.buf.reserve(self.part_size);
+        let data = std::mem::replace(&mut self.buf, Part::buffer(self.part_size)).freeze();
         let sha256: [u8; 32] = Sha256::digest(&data).into();
         self.parts.push(hex(&sha256));
         self.whole.update(&data);
@@ -396,6 +395,10 @@ mod tests {
         let mut parts = Vec::new();
         while let Ok(p) = rx.try_recv() {
             assert_eq!(p, Part::new(p.data.clone()), "a part's own hash");
+            assert!(
+                p.data.as_ptr().addr().is_multiple_of(Part::ALIGN),
+                "aligned for O_DIRECT"
+            );
             parts.push(p.data);
         }
         assert_eq!(parts, ["0123", "4567", "89"]);
