@@ -15,6 +15,8 @@ use std::{
 
 use rustix::process::{Pid, Signal, kill_process_group};
 
+pub(crate) mod pipe;
+
 use crate::{
     cancel::{Cancel, GroupGuard},
     redact,

@@ -12,7 +12,7 @@ use std::{
 use super::RestoreError;
 use crate::{
     Cancel,
-    child::{CheckedChild, Echo},
+    child::{CheckedChild, Echo, pipe::PacedWriter},
 };
 
 /// A command that received the whole verified stream, its stdin still open.
@@ -43,9 +43,12 @@ pub(crate) fn feed_with_env(
     cancel: &Cancel,
 ) -> Result<Fed, RestoreError> {
     let mut child = CheckedChild::spawn(argv, Stdio::piped(), stdout, env, Echo::Info, cancel)?;
-    let mut stdin = child.take_stdin().expect("stdin is piped");
+    let mut stdin = PacedWriter::new(child.take_stdin().expect("stdin is piped"), child.program());
     match copy(reader, &mut stdin) {
-        Ok(()) => Ok(Fed { child, stdin }),
+        Ok(()) => Ok(Fed {
+            child,
+            stdin: stdin.into_inner(),
+        }),
         Err(Failure::Write(source)) => {
             // The command stopped reading: its exit status says why.
             drop(stdin);

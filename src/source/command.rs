@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::SourceError;
 use crate::{
     Cancel,
-    child::{CheckedChild, Echo},
+    child::{CheckedChild, Echo, pipe},
 };
 
 /// Runs `backup` and stores its stdout; `restore`, when given, is the argv a
@@ -38,15 +38,6 @@ fn default_extension() -> String {
 
 /// Size of each read from the child's stdout.
 const READ_SIZE: usize = 256 * 1024;
-
-/// How long to wait after a read that drained the pipe. At pg_dump's rate
-/// here (about 200 MB/s) a quarter of the pipe fills in that time, and a
-/// child never waits for room.
-const DRAINED_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
-
-/// The size asked for the pipe from a dump process: Linux's limit for
-/// unprivileged processes (`/proc/sys/fs/pipe-max-size`) by default.
-const PIPE_SIZE: usize = 1024 * 1024;
 
 impl CommandSource {
     /// A source running `argv`, with no restore command.
@@ -121,10 +112,7 @@ fn copy_stdout(
     cancel: &Cancel,
 ) -> Result<(), SourceError> {
     let mut stdout = child.take_stdout().expect("stdout is piped");
-    // A pipe of 64 KiB (Linux's default) wakes both sides every 64 KiB.
-    if let Err(e) = rustix::pipe::fcntl_setpipe_size(&stdout, PIPE_SIZE) {
-        tracing::debug!("could not grow the pipe from `{}`: {e}", child.program());
-    }
+    pipe::grow(&stdout, child.program());
     let mut buf = vec![0u8; READ_SIZE];
     loop {
         let n = match stdout.read(&mut buf) {
@@ -142,11 +130,8 @@ fn copy_stdout(
             return Err(SourceError::Output(e));
         }
         if n < READ_SIZE {
-            // The pipe is drained. Reading again at once would wake this
-            // thread for every few KiB the child writes (pg_dump writes 4
-            // KiB at a time), which costs both processes more CPU than
-            // the copying; a pause lets the pipe fill.
-            std::thread::sleep(DRAINED_PAUSE);
+            // The pipe is drained: let it fill (see `pipe`).
+            std::thread::sleep(pipe::PAUSE);
         }
     }
     if cancel.is_fired() {
@@ -194,7 +179,7 @@ mod tests {
         // there are at most 64 full reads plus one per millisecond; without
         // the pause a reader keeping up takes one read per write or two.
         assert!(
-            reads.count <= 64 + elapsed_ms / DRAINED_PAUSE.as_millis() as u64 + 1,
+            reads.count <= 64 + elapsed_ms / pipe::PAUSE.as_millis() as u64 + 1,
             "{} reads in {elapsed_ms} ms",
             reads.count
         );
