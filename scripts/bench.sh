@@ -25,10 +25,11 @@ cargo build --release --quiet
 sluice=$PWD/target/release/sluice
 
 # Database mode: a generated PostgreSQL database of about ROWS×100 bytes of
-# dump (10M rows ≈ 1 GiB), made with generate_series. Times, in one run:
-# pg_dump -Fc -Z0 > /dev/null (the physical limit), sluice backup, and
-# pg_dump | zstd -3 -T0 | age; then sluice restore into a new database vs
-# pg_restore of the uncompressed dump. Goals: backup <= 1.15 x pg_dump alone,
+# dump (10M rows ≈ 1 GiB), made with generate_series. Times, in each of RUNS
+# rounds: pg_dump -Fc -Z0 > /dev/null (the physical limit), sluice backup,
+# and pg_dump | zstd -3 -T0 | age; then sluice restore into a new database
+# vs pg_restore of the uncompressed dump. Prints the best and the median
+# wall of each, and the ratios. Goals: backup <= 1.15 x pg_dump alone,
 # restore <= 1.1 x the plain restore.
 bench_postgres() {
     local rows=${ROWS:-10000000} db=sluice_bench_src
@@ -53,31 +54,56 @@ bench_postgres() {
     mkdir "$work/store"
     pg_dump -Fc -Z0 -d "$db" > "$work/plain.pgdump"   # warm up, and the plain restore's input
     local size_mib=$(( $(stat -c %s "$work/plain.pgdump") / 1048576 ))
+    # Prints "WALL BUSY": seconds, and CPU-seconds the whole host was busy
+    # (the server included), from /proc/stat.
+    busy() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
     t() {
-        local start end
-        start=$(date +%s.%N)
+        local start end b0 b1
+        b0=$(busy); start=$(date +%s.%N)
         "$@" > /dev/null || { echo "bench.sh: failed: $*" >&2; exit 1; }
-        end=$(date +%s.%N)
-        echo "$end - $start" | bc
+        end=$(date +%s.%N); b1=$(busy)
+        echo "$(echo "$end - $start" | bc) $(( (b1 - b0) / $(getconf CLK_TCK) ))"
     }
-    local dump_alone sluice_backup pipeline sluice_restore plain_restore rss
-    dump_alone=$(t sh -c "pg_dump -Fc -Z0 -d $db > /dev/null")
-    /usr/bin/time -f "%e %M" -o "$work/t" "$sluice" -q backup bench --store "file://$work/store" -r "$recipient" --source "db=postgres:$db" > /dev/null
-    read -r sluice_backup rss < "$work/t"
-    pipeline=$(t sh -c "pg_dump -Fc -Z0 -d $db | zstd -3 -T0 -q | age -r $recipient > $work/pipe.age")
-    psql -qX -c "DROP DATABASE IF EXISTS sluice_bench_b" -c "CREATE DATABASE sluice_bench_b TEMPLATE template0"
-    plain_restore=$(t pg_restore --exit-on-error -d sluice_bench_b "$work/plain.pgdump")
-    sluice_restore=$(t "$sluice" -q restore bench --store "file://$work/store" -i "$work/key.txt" --into sluice_bench_a)
-    python3 - "$size_mib" "$dump_alone" "$sluice_backup" "$pipeline" "$plain_restore" "$sluice_restore" "$rss" <<'PY'
-import sys
-size, dump, backup, pipe, plain, restore, rss = sys.argv[1:]
-size, dump, backup, pipe, plain, restore, rss = int(size), float(dump), float(backup), float(pipe), float(plain), float(restore), int(rss)
-print(f"dump:                       {size} MiB (pg_dump -Fc -Z0)")
-print(f"pg_dump > /dev/null:        {dump:.2f} s")
-print(f"sluice backup:              {backup:.2f} s  ratio {backup / dump:.2f} (goal <= 1.15), peak RSS {rss / 1024:.0f} MiB")
-print(f"pg_dump | zstd | age:       {pipe:.2f} s  ratio sluice/pipeline {backup / pipe:.2f}")
-print(f"pg_restore (uncompressed):  {plain:.2f} s")
-print(f"sluice restore:             {restore:.2f} s  ratio {restore / plain:.2f} (goal <= 1.1)")
+    # Contenders alternate within each of RUNS rounds, so a slow spell of
+    # the machine hits all of them.
+    : > "$work/results"
+    for i in $(seq "$runs"); do
+        echo "round $i of $runs..." >&2
+        echo "dump $(t sh -c "pg_dump -Fc -Z0 -d $db > /dev/null")" >> "$work/results"
+        echo "backup $(t /usr/bin/time -f %M -o "$work/rss" "$sluice" -q backup bench --store "file://$work/store" -r "$recipient" --source "db=postgres:$db") $(cat "$work/rss")" >> "$work/results"
+        echo "pipe $(t sh -c "pg_dump -Fc -Z0 -d $db | zstd -3 -T0 -q | age -r $recipient > $work/pipe.age")" >> "$work/results"
+        psql -qX -c "DROP DATABASE IF EXISTS sluice_bench_b" -c "CREATE DATABASE sluice_bench_b TEMPLATE template0"
+        echo "plain $(t pg_restore --exit-on-error -d sluice_bench_b "$work/plain.pgdump")" >> "$work/results"
+        psql -qX -c "DROP DATABASE IF EXISTS sluice_bench_a"
+        echo "restore $(t "$sluice" -q restore bench --store "file://$work/store" -i "$work/key.txt" --into sluice_bench_a)" >> "$work/results"
+    done
+    python3 - "$size_mib" "$work/results" <<'PY'
+import statistics, sys
+size, path = int(sys.argv[1]), sys.argv[2]
+runs = {}
+for line in open(path):
+    name, wall, busy, *rss = line.split()
+    runs.setdefault(name, []).append((float(wall), int(busy), int(rss[0]) if rss else 0))
+def walls(name):
+    return sorted(w for w, _, _ in runs[name])
+def row(label, name, base=None, goal=None):
+    w = walls(name)
+    cpu = statistics.median(b for _, b, _ in runs[name])
+    text = f"{label:<27} best {w[0]:6.2f} s  median {statistics.median(w):6.2f} s  host CPU {cpu:4.1f} s"
+    if base:
+        b = walls(base)
+        text += f"  ratio {w[0] / b[0]:.2f} best, {statistics.median(w) / statistics.median(b):.2f} median"
+        if goal:
+            text += f" (goal <= {goal})"
+    print(text)
+print(f"dump: {size} MiB (pg_dump -Fc -Z0), {len(walls('dump'))} rounds; walls in seconds")
+row("pg_dump > /dev/null:", "dump")
+row("sluice backup:", "backup", "dump", 1.15)
+row("pg_dump | zstd -3 | age:", "pipe")
+print(f"sluice / the pipeline:      {walls('backup')[0] / walls('pipe')[0]:.2f} best")
+print(f"sluice peak RSS:            {max(r for _, _, r in runs['backup']) / 1024:.0f} MiB")
+row("pg_restore (uncompressed):", "plain")
+row("sluice restore:", "restore", "plain", 1.1)
 PY
 }
 
