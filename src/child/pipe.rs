@@ -3,10 +3,13 @@
 //! Dump and restore tools write and read their pipes 4 KiB at a time (stdio's
 //! buffer on a pipe), and a peer that keeps up wakes for every one of those:
 //! 147,000 wake-ups for a 1 GiB pg_dump, which cost both processes more CPU
-//! than the copying. So a pipe is grown to [`PIPE_SIZE`], sluice reads from
-//! one only after it had a moment to fill ([`PAUSE`] after a read that
-//! drained it), and writes into one only when it has room for a large write
-//! ([`PacedWriter`]).
+//! than the copying. So a pipe is grown to [`PIPE_SIZE`] and, once it is
+//! that large, sluice reads from it only after it had a moment to fill
+//! ([`PAUSE`] after a read that drained it), and writes into it only when it
+//! has room for a large write ([`PacedWriter`]). A pipe the kernel would not
+//! grow (`pipe-max-size` set lower, or the user past
+//! `pipe-user-pages-soft`) is read and written as it comes: pausing on a
+//! small pipe would cap the rate.
 
 use std::{
     io::{self, Write},
@@ -25,28 +28,31 @@ const PIPE_SIZE: usize = 1024 * 1024;
 /// that time, so a child never waits for sluice.
 pub(crate) const PAUSE: Duration = Duration::from_millis(1);
 
-/// Grows `pipe` to [`PIPE_SIZE`] and returns its size; a kernel that
-/// refuses leaves it at its default (64 KiB), which works, only slower.
-pub(crate) fn grow(pipe: impl AsFd, program: &str) -> usize {
-    if let Err(e) = rustix::pipe::fcntl_setpipe_size(&pipe, PIPE_SIZE) {
-        tracing::debug!("could not grow the pipe of `{program}`: {e}");
+/// Grows `pipe` to [`PIPE_SIZE`] and says whether it is that large, so
+/// worth pacing.
+pub(crate) fn grow(pipe: impl AsFd, program: &str) -> bool {
+    match rustix::pipe::fcntl_setpipe_size(&pipe, PIPE_SIZE) {
+        Ok(size) => size >= PIPE_SIZE,
+        Err(e) => {
+            tracing::debug!("could not grow the pipe of `{program}`, so it is not paced: {e}");
+            false
+        }
     }
-    rustix::pipe::fcntl_getpipe_size(&pipe).unwrap_or(64 * 1024)
 }
 
 /// A writer into a pipe to a child that writes only once the pipe has room
-/// for the whole write (of at most half the pipe), so it never sleeps in a
-/// write and is not woken each time the child reads a page.
+/// for the whole write (of at most half the pipe), so it is not woken each
+/// time the child reads a page.
 pub(crate) struct PacedWriter<W> {
     pipe: W,
-    capacity: usize,
+    paced: bool,
 }
 
 impl<W: Write + AsFd> PacedWriter<W> {
     /// Paces writes into `pipe`, grown for `program`.
     pub fn new(pipe: W, program: &str) -> Self {
-        let capacity = grow(&pipe, program);
-        Self { pipe, capacity }
+        let paced = grow(&pipe, program);
+        Self { pipe, paced }
     }
 
     /// The pipe, to close it.
@@ -55,28 +61,31 @@ impl<W: Write + AsFd> PacedWriter<W> {
     }
 
     /// Waits until `len` more bytes fit, or until the child closed its end
-    /// (the write then fails as it would have).
-    fn wait_for_room(&self, len: usize) -> io::Result<()> {
-        loop {
-            let queued = rustix::io::ioctl_fionread(&self.pipe)?;
-            if queued as usize + len <= self.capacity || self.reader_gone()? {
-                return Ok(());
+    /// (the write then fails as it would have). Should either query fail,
+    /// it stops waiting: a plain write is always right, only slower.
+    fn wait_for_room(&self, len: usize) {
+        while let Ok(queued) = rustix::io::ioctl_fionread(&self.pipe) {
+            if queued as usize + len <= PIPE_SIZE || self.reader_gone() {
+                return;
             }
             std::thread::sleep(PAUSE);
         }
     }
 
-    fn reader_gone(&self) -> io::Result<bool> {
+    fn reader_gone(&self) -> bool {
         let mut fds = [PollFd::new(&self.pipe, PollFlags::OUT)];
-        poll(&mut fds, Some(&Timespec::default()))?;
-        Ok(fds[0].revents().contains(PollFlags::ERR))
+        poll(&mut fds, Some(&Timespec::default()))
+            .map_or(true, |_| fds[0].revents().contains(PollFlags::ERR))
     }
 }
 
 impl<W: Write + AsFd> Write for PacedWriter<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let len = data.len().min(self.capacity / 2);
-        self.wait_for_room(len)?;
+        if !self.paced {
+            return self.pipe.write(data);
+        }
+        let len = data.len().min(PIPE_SIZE / 2);
+        self.wait_for_room(len);
         self.pipe.write(&data[..len])
     }
 
@@ -115,7 +124,7 @@ mod tests {
             .spawn()
             .unwrap();
         let mut writer = PacedWriter::new(child.stdin.take().unwrap(), "dd");
-        assert_eq!(writer.capacity, PIPE_SIZE);
+        assert!(writer.paced, "the pipe grew to 1 MiB");
         let data = vec![1u8; 8 << 20];
         let (before, started) = (sleeps(), Instant::now());
         writer.write_all(&data).unwrap();
@@ -140,19 +149,23 @@ mod tests {
 
     #[test]
     fn a_paced_writer_fails_at_once_when_the_reader_is_gone() {
-        // The pipe is full and its reader exits without reading it.
+        // The pipe fills and its reader exits without reading it.
         let mut child = Command::new("sh")
             .args(["-c", "read -r _ && exit 0"])
             .stdin(Stdio::piped())
             .spawn()
             .unwrap();
         let mut writer = PacedWriter::new(child.stdin.take().unwrap(), "sh");
-        let started = Instant::now();
-        let mut line = vec![b'x'; PIPE_SIZE * 4];
-        line[0] = b'\n';
-        let err = writer.write_all(&line).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
-        assert!(started.elapsed() < Duration::from_secs(10));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = vec![b'x'; PIPE_SIZE * 4];
+            line[0] = b'\n';
+            let _ = tx.send(writer.write_all(&line));
+        });
+        let written = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the write ends once the reader is gone");
+        assert_eq!(written.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
         child.wait().unwrap();
     }
 }

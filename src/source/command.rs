@@ -112,7 +112,7 @@ fn copy_stdout(
     cancel: &Cancel,
 ) -> Result<(), SourceError> {
     let mut stdout = child.take_stdout().expect("stdout is piped");
-    pipe::grow(&stdout, child.program());
+    let paced = pipe::grow(&stdout, child.program());
     let mut buf = vec![0u8; READ_SIZE];
     loop {
         let n = match stdout.read(&mut buf) {
@@ -129,7 +129,7 @@ fn copy_stdout(
             child.kill_group();
             return Err(SourceError::Output(e));
         }
-        if n < READ_SIZE {
+        if paced && n < READ_SIZE {
             // The pipe is drained: let it fill (see `pipe`).
             std::thread::sleep(pipe::PAUSE);
         }
