@@ -213,7 +213,7 @@ impl Store for LocalStore {
         let root = Arc::clone(&self.root);
         let (file, direct, tmp, key) = blocking(move || {
             let (file, tmp) = temp_file(&root, &key)?;
-            let direct = open_direct(&tmp);
+            let direct = open_direct(&file, &tmp);
             Ok((file, direct, tmp, key))
         })
         .await?;
@@ -470,12 +470,15 @@ fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<ObjectMeta>, StoreErro
 /// A backup written through the page cache costs a kernel copy of every
 /// byte, and it evicts what the host had cached (a database's hot pages) to
 /// keep data that is read back only by a restore.
-fn open_direct(tmp: &Path) -> Option<File> {
+fn open_direct(file: &File, tmp: &Path) -> Option<File> {
+    use std::os::fd::AsRawFd;
     let direct = rustix::fs::OFlags::DIRECT.bits() as i32;
+    // Through the open descriptor, so the handle is surely of the same file.
+    let same = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
     match OpenOptions::new()
         .write(true)
         .custom_flags(direct)
-        .open(tmp)
+        .open(same)
     {
         Ok(file) => Some(file),
         Err(e) => {
@@ -487,8 +490,8 @@ fn open_direct(tmp: &Path) -> Option<File> {
 
 /// Writes a part at `offset`: through `direct` when one is open and the
 /// part's address, length and offset are aligned as `O_DIRECT` needs (all
-/// parts but the last, whose length is whatever is left), else through
-/// `file`.
+/// parts but the last when the part size is a multiple of 4 KiB, as the
+/// default 16 MiB is), else through `file`.
 fn write_part(file: &File, direct: Option<&File>, data: &[u8], offset: u64) -> io::Result<()> {
     let align = Part::ALIGN;
     let aligned = (data.as_ptr() as usize).is_multiple_of(align)
@@ -582,10 +585,9 @@ mod tests {
 
     #[tokio::test]
     async fn aligned_parts_bypass_the_page_cache() {
-        // On a disk filesystem (a tmpfs has nothing but its page cache):
-        // the build directory is one.
-        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-        let dir = tempfile::tempdir_in(target).unwrap();
+        // On a disk filesystem (a tmpfs has nothing but its page cache, and
+        // /tmp is one on some systems): the project's directory.
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
         let store = LocalStore::open(dir.path().to_owned()).unwrap();
         let mut whole = vec![7u8; 1 << 20];
         let mut first = Part::buffer(whole.len());
@@ -603,7 +605,7 @@ mod tests {
             .args(["--bytes", "--noheadings", "--output", "RES"])
             .arg(&path)
             .output()
-            .expect("fincore (util-linux) runs");
+            .expect("fincore runs (Debian: util-linux)");
         let resident: u64 = String::from_utf8_lossy(&resident.stdout)
             .trim()
             .parse()
