@@ -65,25 +65,28 @@ bench_postgres() {
         b0=$(busy); start=$(date +%s.%N)
         "$@" > /dev/null || { echo "bench.sh: failed: $*" >&2; exit 1; }
         end=$(date +%s.%N); b1=$(busy)
-        echo "$(echo "$end - $start" | bc) $(( (b1 - b0) / $(getconf CLK_TCK) ))"
+        echo "$(echo "$end - $start" | bc) $(echo "scale=2; ($b1 - $b0) / $(getconf CLK_TCK)" | bc)"
     }
     # Contenders alternate within each of RUNS rounds, so a slow spell of
     # the machine hits all of them.
     : > "$work/results"
     for i in $(seq "$runs"); do
         echo "round $i of $runs..." >&2
-        echo "dump $(t sh -c "pg_dump -Fc -Z0 -d $db > /dev/null")" >> "$work/results"
-        echo "backup $(t /usr/bin/time -f %M -o "$work/rss" "$sluice" -q backup bench --store "file://$work/store" -r "$recipient" --source "db=postgres:$db") $(cat "$work/rss")" >> "$work/results"
-        echo "pipe $(t sh -c "pg_dump -Fc -Z0 -d $db | zstd -3 -T0 -q | age -r $recipient > $work/pipe.age")" >> "$work/results"
+        # (Assigned first: a failure inside `$(…)` in echo's arguments would
+        # not stop the script.)
+        r=$(t sh -c "pg_dump -Fc -Z0 -d $db > /dev/null"); echo "dump $r" >> "$work/results"
+        r=$(t /usr/bin/time -f %M -o "$work/rss" "$sluice" -q backup bench --store "file://$work/store" -r "$recipient" --source "db=postgres:$db")
+        echo "backup $r $(tail -n1 "$work/rss")" >> "$work/results"
+        r=$(t sh -c "pg_dump -Fc -Z0 -d $db | zstd -3 -T0 -q | age -r $recipient > $work/pipe.age"); echo "pipe $r" >> "$work/results"
         psql -qX -c "DROP DATABASE IF EXISTS sluice_bench_b" -c "CREATE DATABASE sluice_bench_b TEMPLATE template0"
         psql -qX -c "DROP DATABASE IF EXISTS sluice_bench_a"
         # The restores take turns going first.
         if [ $((i % 2)) = 1 ]; then
-            echo "plain $(t pg_restore --exit-on-error -d sluice_bench_b "$work/plain.pgdump")" >> "$work/results"
+            r=$(t pg_restore --exit-on-error -d sluice_bench_b "$work/plain.pgdump"); echo "plain $r" >> "$work/results"
         fi
-        echo "restore $(t "$sluice" -q restore bench --store "file://$work/store" -i "$work/key.txt" --into sluice_bench_a)" >> "$work/results"
+        r=$(t "$sluice" -q restore bench --store "file://$work/store" -i "$work/key.txt" --into sluice_bench_a); echo "restore $r" >> "$work/results"
         if [ $((i % 2)) = 0 ]; then
-            echo "plain $(t pg_restore --exit-on-error -d sluice_bench_b "$work/plain.pgdump")" >> "$work/results"
+            r=$(t pg_restore --exit-on-error -d sluice_bench_b "$work/plain.pgdump"); echo "plain $r" >> "$work/results"
         fi
     done
     python3 - "$size_mib" "$work/results" <<'PY'
@@ -92,7 +95,7 @@ size, path = int(sys.argv[1]), sys.argv[2]
 runs = {}
 for line in open(path):
     name, wall, busy, *rss = line.split()
-    runs.setdefault(name, []).append((float(wall), int(busy), int(rss[0]) if rss else 0))
+    runs.setdefault(name, []).append((float(wall), float(busy), int(rss[0]) if rss else 0))
 def walls(name):
     return sorted(w for w, _, _ in runs[name])
 def row(label, name, base=None, goal=None):
